@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-gw/weir/internal/audit"
+	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/gateway"
+	"github.com/weir-gw/weir/internal/identity"
+	"github.com/weir-gw/weir/internal/proxy/postgres"
+	"github.com/weir-gw/weir/internal/store"
+	"github.com/weir-gw/weir/internal/tlsutil"
+)
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "weir",
+		Short:         "weir is the enforcement point between AI agents and Azure resources",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
+	root.AddCommand(serveCmd(), tokenCmd(), auditCmd())
+	return root
+}
+
+func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	return config.Load(path)
+}
+
+func openStore(cfg *config.Config) (store.Store, error) {
+	return store.OpenSQLite(cfg.DataDir, cfg.Audit.Fsync)
+}
+
+func serveCmd() *cobra.Command {
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	st, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	auth, err := identity.NewAuthority(ctx, st)
+	if err != nil {
+		return err
+	}
+	aw, err := audit.NewWriter(ctx, st)
+	if err != nil {
+		return err
+	}
+	aw.OnError = func(err error) { log.Error("audit write failed", "err", err) }
+	defer aw.Close()
+	gw, err := gateway.New(cfg, st, auth, aw, log)
+	if err != nil {
+		return err
+	}
+	gw.Start(time.Second)
+	defer gw.Close()
+
+	tlsCfg, err := tlsutil.ServerConfig(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	pg, err := postgres.NewServer(gw, tlsCfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.Postgres)
+	if err != nil {
+		return fmt.Errorf("listen.postgres: %w", err)
+	}
+	log.Info("weir is serving", "postgres", ln.Addr().String(), "data_dir", cfg.DataDir, "targets", len(cfg.Targets), "rules", len(cfg.Policy.Rules))
+	errc := make(chan error, 1)
+	go func() { errc <- pg.Serve(ln) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err = <-errc:
+	}
+	pg.Close()
+	return err
+}
+
+func tokenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Issue, list and revoke agents' weir tokens"}
+	var (
+		agentName string
+		ttl       time.Duration
+		contexts  []string
+		targets   []string
+	)
+	issue := &cobra.Command{
+		Use:   "issue --agent NAME [--ttl 15m] [--context key=value ...] [--target NAME ...]",
+		Short: "Issue a token (printed alone on stdout)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			agent, ok := cfg.Agent(agentName)
+			if !ok {
+				return fmt.Errorf("agent %q is not in %s (agents: %s)", agentName, cfg.Path, agentNames(cfg))
+			}
+			if ttl == 0 {
+				ttl = cfg.Tokens.DefaultTTL
+			}
+			if ttl > agent.MaxTTL {
+				return fmt.Errorf("--ttl %s exceeds agent %s's max_ttl of %s", ttl, agent.Name, agent.MaxTTL)
+			}
+			if ttl < time.Second {
+				return errors.New("--ttl must be at least 1s")
+			}
+			scope := agent.Targets
+			if len(targets) > 0 {
+				for _, t := range targets {
+					if !contains(agent.Targets, t) {
+						return fmt.Errorf("--target %q is not one of agent %s's targets (%s)", t, agent.Name, strings.Join(agent.Targets, ", "))
+					}
+				}
+				scope = targets
+			}
+			tctx := map[string]string{}
+			for _, kv := range contexts {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--context %q: want key=value", kv)
+				}
+				tctx[k] = v
+			}
+			ctx := cmd.Context()
+			st, err := openStore(cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			auth, err := identity.NewAuthority(ctx, st)
+			if err != nil {
+				return err
+			}
+			issuer := localAdmin()
+			tok, claims, err := auth.Issue(ctx, identity.IssueRequest{Agent: agent.Name, Targets: scope, TTL: ttl, Context: tctx, IssuedBy: issuer})
+			if err != nil {
+				return err
+			}
+			if err := appendOne(ctx, st, audit.Event{Type: audit.TypeTokenIssued, Agent: agent.Name, Data: map[string]any{
+				"token_id": claims.ID, "targets": scope, "context": tctx, "issued_by": issuer, "expires": claims.Expiry().UTC(),
+			}}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "issued %s for agent %s, targets %s, expires %s\n", claims.ID, agent.Name, strings.Join(scope, ","), claims.Expiry().UTC().Format(time.RFC3339))
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	issue.Flags().StringVar(&agentName, "agent", "", "agent name from the config (required)")
+	issue.Flags().DurationVar(&ttl, "ttl", 0, "lifetime (default tokens.default_ttl, 15m; at most the agent's max_ttl)")
+	issue.Flags().StringArrayVar(&contexts, "context", nil, "attested execution context key=value (repeatable)")
+	issue.Flags().StringArrayVar(&targets, "target", nil, "restrict the token to these targets (default: all of the agent's)")
+	issue.MarkFlagRequired("agent")
+
+	var all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List live tokens (--all includes expired and revoked)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			now := time.Now()
+			toks, err := st.ListTokens(cmd.Context(), all, now)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tAGENT\tTARGETS\tEXPIRES\tSTATE\tISSUED BY\tCONTEXT")
+			for _, t := range toks {
+				state := "live"
+				switch {
+				case !t.RevokedAt.IsZero():
+					state = "revoked"
+				case !now.Before(t.ExpiresAt):
+					state = "expired"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Agent, strings.Join(t.Targets, ","), t.ExpiresAt.UTC().Format(time.RFC3339), state, t.Issuer, formatContext(t.Context))
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().BoolVar(&all, "all", false, "include expired and revoked tokens")
+
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token; live sessions using it end within seconds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			tok, err := st.Token(ctx, args[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no token %q (see weir token list --all)", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			by := localAdmin()
+			if err := st.RevokeToken(ctx, tok.ID, by, time.Now()); err != nil {
+				return err
+			}
+			if err := appendOne(ctx, st, audit.Event{Type: audit.TypeTokenRevoked, Agent: tok.Agent, Data: map[string]any{"token_id": tok.ID, "revoked_by": by}}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s (agent %s)\n", tok.ID, tok.Agent)
+			return nil
+		},
+	}
+	cmd.AddCommand(issue, list, revoke)
+	return cmd
+}
+
+// appendOne appends one event from this CLI process; the store links it to
+// the chain under its write lock, so a running server's appends interleave
+// without forking the chain.
+func appendOne(ctx context.Context, st store.Store, ev audit.Event) error {
+	return audit.AppendOne(ctx, st, ev)
+}
+
+func formatContext(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+func agentNames(cfg *config.Config) string {
+	names := make([]string, len(cfg.Agents))
+	for i, a := range cfg.Agents {
+		names[i] = a.Name
+	}
+	if len(names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// localAdmin names the person acting through the CLI on this machine.
+// (Admin identities with their own tokens come with WEIR_ADMIN_TOKEN.)
+func localAdmin() string {
+	if u, err := user.Current(); err == nil {
+		return "local:" + u.Username
+	}
+	return "local:unknown"
+}
+
+func auditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Verify the audit log"}
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit hash chain; exit 0 iff it is intact",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			rep, err := audit.Verify(cmd.Context(), st)
+			if err != nil {
+				return err
+			}
+			if rep.BrokenAt != 0 {
+				return fmt.Errorf("audit chain broken at record %d: %s (%d records verified before it)", rep.BrokenAt, rep.Problem, rep.Records)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d records, chain intact\n", rep.Records)
+			return nil
+		},
+	}
+	cmd.AddCommand(verify)
+	return cmd
+}

@@ -1,0 +1,469 @@
+// Package config loads and validates weir.yaml.
+//
+// The field names here are the contract users write (see DESIGN.md). Loading
+// is strict: an unknown key is an error, because a misspelt policy or TLS key
+// silently ignored is a security hole. Every error names the file, line and
+// key path, and says what is wrong, so an operator can fix it without reading
+// code.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole of weir.yaml.
+type Config struct {
+	// DataDir holds the embedded store, signing keys and generated TLS material.
+	DataDir string `yaml:"data_dir"`
+	// Store is "" for SQLite in DataDir; a postgres:// URL selects the shared store.
+	Store   string   `yaml:"store"`
+	Listen  Listen   `yaml:"listen"`
+	TLS     TLS      `yaml:"tls"`
+	Targets []Target `yaml:"targets"`
+	Agents  []Agent  `yaml:"agents"`
+	Policy  Policy   `yaml:"policy"`
+	Audit   Audit    `yaml:"audit"`
+	Limits  Limits   `yaml:"limits"`
+	Tokens  Tokens   `yaml:"tokens"`
+
+	// Path is the file the config was read from (not a YAML key).
+	Path string `yaml:"-"`
+}
+
+// Listen holds the addresses weir listens on; an empty address disables that front end.
+type Listen struct {
+	Postgres   string `yaml:"postgres"`
+	HTTP       string `yaml:"http"`
+	AzureProxy string `yaml:"azure_proxy"`
+}
+
+// TLS configures the certificate agents see on weir's front ends.
+type TLS struct {
+	// CertFile and KeyFile are PEM files; when both are empty a self-signed
+	// certificate is generated into data_dir on first start.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// AllowPlaintextLoopback accepts PostgreSQL clients without TLS, and only
+	// when the listener is bound to a loopback address: a weir token sent in
+	// clear over a network is a stolen token.
+	AllowPlaintextLoopback bool `yaml:"allow_plaintext_loopback"`
+}
+
+// Target is one resource agents reach through weir.
+type Target struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Address is host:port of the upstream server.
+	Address  string `yaml:"address"`
+	Database string `yaml:"database"`
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable holding the upstream
+	// password; the password itself is never written in the config.
+	PasswordEnv string `yaml:"password_env"`
+	// SSLMode is the upstream TLS mode: disable, require, verify-ca, verify-full.
+	SSLMode string `yaml:"sslmode"`
+	// SSLRootCert is a PEM bundle to verify the upstream server with.
+	SSLRootCert string `yaml:"sslrootcert"`
+	// Auth selects the upstream credential: "password" (default) or "entra".
+	Auth   string            `yaml:"auth"`
+	Entra  Entra             `yaml:"entra"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+// Entra configures a Microsoft Entra ID token as the upstream password
+// (Azure Database for PostgreSQL with Entra authentication).
+type Entra struct {
+	// TenantID, ClientID and ClientSecretEnv select a client-secret
+	// credential; with only ClientID, a user-assigned managed identity; with
+	// nothing, the default Azure credential chain.
+	TenantID        string `yaml:"tenant_id"`
+	ClientID        string `yaml:"client_id"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// Scope defaults to https://ossrdbms-aad.database.windows.net/.default.
+	Scope string `yaml:"scope"`
+}
+
+// Agent is a non-human identity allowed to hold weir tokens.
+type Agent struct {
+	Name    string        `yaml:"name"`
+	Targets []string      `yaml:"targets"`
+	MaxTTL  time.Duration `yaml:"max_ttl"`
+}
+
+// Policy is the ordered rule list; the first rule whose condition holds wins
+// and a command no rule matches is denied.
+type Policy struct {
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule is one policy rule.
+type Rule struct {
+	Name string `yaml:"name"`
+	// When is a CEL expression over agent, context, target and command.
+	When   string `yaml:"when"`
+	Action string `yaml:"action"`
+	// Message is shown to the agent when the rule denies or holds a command;
+	// it should say what to do instead.
+	Message string `yaml:"message"`
+
+	Line int `yaml:"-"`
+}
+
+// Audit configures the write-ahead audit log.
+type Audit struct {
+	// Fsync makes every batch of audit records reach the disk before the
+	// commands in it are forwarded (survives power loss). Without it a
+	// record is committed to the store's log before forwarding and survives a
+	// crash of weir, not of the machine.
+	Fsync bool `yaml:"fsync"`
+}
+
+// Limits bound what one client may send.
+type Limits struct {
+	// MaxMessageBytes caps one protocol message from a client (default 16 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// Tokens configures weir tokens.
+type Tokens struct {
+	// DefaultTTL applies when `weir token issue` has no --ttl (default 15m).
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+}
+
+// Target kinds.
+const (
+	KindPostgres = "postgres"
+)
+
+// Defaults.
+const (
+	DefaultMaxMessageBytes = 16 << 20
+	DefaultTokenTTL        = 15 * time.Minute
+	DefaultAgentMaxTTL     = time.Hour
+	DefaultEntraScope      = "https://ossrdbms-aad.database.windows.net/.default"
+)
+
+// Error is a config error located in the file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates config text; path is used in error messages and to
+// resolve relative paths in the config.
+func Parse(path string, data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, yamlErrors(path, err)
+	}
+	cfg := &Config{Path: path}
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(cfg); err != nil {
+		return nil, yamlErrors(path, err)
+	}
+	lines := map[string]int{}
+	indexLines(&root, "", lines)
+	for i := range cfg.Policy.Rules {
+		cfg.Policy.Rules[i].Line = lines[fmt.Sprintf("policy.rules[%d].when", i)]
+	}
+	v := validator{file: path, lines: lines}
+	cfg.applyDefaults()
+	cfg.validate(&v)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return cfg, nil
+}
+
+var (
+	yamlLine        = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlUnknownKey  = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+	yamlBadDuration = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into time.Duration$")
+)
+
+// yamlErrors turns the YAML library's messages into located, plain ones.
+func yamlErrors(file string, err error) error {
+	var errs []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(line, "yaml: unmarshal errors:"))
+		if line == "" {
+			continue
+		}
+		e := &Error{File: file, Msg: strings.TrimPrefix(line, "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(line); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = m[2]
+		}
+		if m := yamlUnknownKey.FindStringSubmatch(e.Msg); m != nil {
+			e.Msg = fmt.Sprintf("unknown key %q (in %s); check the spelling against the documented config", m[1], strings.ToLower(m[2]))
+		} else if m := yamlBadDuration.FindStringSubmatch(e.Msg); m != nil {
+			e.Msg = fmt.Sprintf("%q is not a duration; write e.g. 15m, 1h or 90s", m[1])
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// indexLines records the line of every key path ("targets[0].name").
+func indexLines(n *yaml.Node, path string, out map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			indexLines(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			out[p] = n.Content[i].Line
+			indexLines(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			out[p] = c.Line
+			indexLines(c, p, out)
+		}
+	}
+}
+
+type validator struct {
+	file  string
+	lines map[string]int
+	errs  []error
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	line := v.lines[key]
+	for k := key; line == 0 && k != ""; {
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+		line = v.lines[k]
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./weir-data"
+	}
+	if !filepath.IsAbs(c.DataDir) && c.Path != "" {
+		// Relative to the working directory, as a user typing paths expects;
+		// made absolute so later chdirs cannot move it.
+		if abs, err := filepath.Abs(c.DataDir); err == nil {
+			c.DataDir = abs
+		}
+	}
+	if c.Limits.MaxMessageBytes == 0 {
+		c.Limits.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Tokens.DefaultTTL == 0 {
+		c.Tokens.DefaultTTL = DefaultTokenTTL
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.SSLMode == "" {
+			t.SSLMode = "require"
+		}
+		if t.Auth == "" {
+			t.Auth = "password"
+		}
+		if t.Entra.Scope == "" {
+			t.Entra.Scope = DefaultEntraScope
+		}
+	}
+	for i := range c.Agents {
+		if c.Agents[i].MaxTTL == 0 {
+			c.Agents[i].MaxTTL = DefaultAgentMaxTTL
+		}
+	}
+}
+
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+func (c *Config) validate(v *validator) {
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		v.fail("store", `must be "" (embedded SQLite in data_dir) or a postgres:// URL`)
+	} else if c.Store != "" {
+		v.fail("store", "the shared PostgreSQL store is not available in this version; leave store empty to use the embedded store")
+	}
+	if c.Listen.Postgres == "" && c.Listen.HTTP == "" {
+		v.fail("listen", "at least listen.postgres must be set, e.g. 127.0.0.1:6432")
+	}
+	if c.Listen.Postgres != "" {
+		host, _, err := net.SplitHostPort(c.Listen.Postgres)
+		if err != nil {
+			v.fail("listen.postgres", "must be host:port: %v", err)
+		} else if c.TLS.AllowPlaintextLoopback && !isLoopback(host) {
+			v.fail("tls.allow_plaintext_loopback", "is only allowed when listen.postgres is a loopback address (got %q): tokens must not cross a network in clear", host)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.fail("tls", "cert_file and key_file must be set together (or both left empty to generate a certificate)")
+	}
+	if c.Limits.MaxMessageBytes < 4096 || c.Limits.MaxMessageBytes > 1<<30 {
+		v.fail("limits.max_message_bytes", "must be between 4096 and 1 GiB, got %d", c.Limits.MaxMessageBytes)
+	}
+	if c.Tokens.DefaultTTL < 0 {
+		v.fail("tokens.default_ttl", "must be positive")
+	}
+
+	targets := map[string]bool{}
+	for i, t := range c.Targets {
+		key := fmt.Sprintf("targets[%d]", i)
+		if !namePattern.MatchString(t.Name) {
+			v.fail(key+".name", "%q is not a valid name: use lower-case letters, digits, - and _, starting with a letter", t.Name)
+		}
+		if targets[t.Name] {
+			v.fail(key+".name", "target %q is defined twice", t.Name)
+		}
+		targets[t.Name] = true
+		switch t.Kind {
+		case KindPostgres:
+		case "":
+			v.fail(key+".kind", "missing; this version supports kind: postgres")
+		default:
+			v.fail(key+".kind", "unsupported kind %q; this version supports kind: postgres", t.Kind)
+		}
+		if _, _, err := net.SplitHostPort(t.Address); err != nil {
+			v.fail(key+".address", "must be host:port of the upstream server: %v", err)
+		}
+		if t.Database == "" {
+			v.fail(key+".database", "missing: the upstream database name")
+		}
+		if t.Username == "" {
+			v.fail(key+".username", "missing: the upstream user weir logs in as")
+		}
+		switch t.Auth {
+		case "password":
+			if t.PasswordEnv == "" {
+				v.fail(key+".password_env", "missing: name the environment variable that holds the upstream password (the password itself never goes in the config)")
+			}
+		case "entra":
+			if t.Entra.ClientSecretEnv != "" && (t.Entra.TenantID == "" || t.Entra.ClientID == "") {
+				v.fail(key+".entra", "client_secret_env needs tenant_id and client_id")
+			}
+		default:
+			v.fail(key+".auth", `must be "password" or "entra", got %q`, t.Auth)
+		}
+		switch t.SSLMode {
+		case "disable", "require", "verify-ca", "verify-full":
+		default:
+			v.fail(key+".sslmode", "must be disable, require, verify-ca or verify-full, got %q", t.SSLMode)
+		}
+	}
+
+	agents := map[string]bool{}
+	for i, a := range c.Agents {
+		key := fmt.Sprintf("agents[%d]", i)
+		if !namePattern.MatchString(a.Name) {
+			v.fail(key+".name", "%q is not a valid name: use lower-case letters, digits, - and _, starting with a letter", a.Name)
+		}
+		if agents[a.Name] {
+			v.fail(key+".name", "agent %q is defined twice", a.Name)
+		}
+		agents[a.Name] = true
+		if len(a.Targets) == 0 {
+			v.fail(key+".targets", "missing: list the targets this agent may reach")
+		}
+		for j, tn := range a.Targets {
+			if !targets[tn] {
+				v.fail(fmt.Sprintf("%s.targets[%d]", key, j), "unknown target %q", tn)
+			}
+		}
+		if a.MaxTTL < time.Minute || a.MaxTTL > 7*24*time.Hour {
+			v.fail(key+".max_ttl", "must be between 1m and 168h, got %s", a.MaxTTL)
+		}
+	}
+
+	rules := map[string]bool{}
+	for i, r := range c.Policy.Rules {
+		key := fmt.Sprintf("policy.rules[%d]", i)
+		if r.Name == "" {
+			v.fail(key+".name", "missing: every rule needs a name (it is shown to agents and in the audit log)")
+		} else if rules[r.Name] {
+			v.fail(key+".name", "rule %q is defined twice", r.Name)
+		}
+		rules[r.Name] = true
+		if strings.TrimSpace(r.When) == "" {
+			v.fail(key+".when", `missing: a CEL condition, e.g. 'command.kind == "read"' (use 'true' to match everything)`)
+		}
+		switch r.Action {
+		case "allow", "deny", "review":
+		default:
+			v.fail(key+".action", "must be allow, deny or review, got %q", r.Action)
+		}
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Target returns the target named name.
+func (c *Config) Target(name string) (*Target, bool) {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// Agent returns the agent named name.
+func (c *Config) Agent(name string) (*Agent, bool) {
+	for i := range c.Agents {
+		if c.Agents[i].Name == name {
+			return &c.Agents[i], true
+		}
+	}
+	return nil, false
+}

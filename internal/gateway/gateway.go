@@ -1,0 +1,473 @@
+// Package gateway is the one pipeline every protocol adapter calls:
+//
+//  1. authenticate the agent's weir token for a target (Authenticate);
+//  2. the adapter classifies its wire into command.Commands;
+//  3. decide on them with the policy (Session.Decide);
+//  4. hold for approval (until the approval workflow lands, review refuses);
+//  5. audit BEFORE forwarding: Decide returns only once the command's record
+//     is durable, and refuses the command when the store cannot take it;
+//  6. mask (with the masking engine);
+//  7. record the result summary (Session.Result).
+//
+// Adapters never decide: they call Decide and do what the Verdict says.
+// The gateway also ends live sessions whose token is revoked or expires.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-gw/weir/internal/audit"
+	"github.com/weir-gw/weir/internal/command"
+	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/identity"
+	"github.com/weir-gw/weir/internal/policy"
+	"github.com/weir-gw/weir/internal/store"
+)
+
+// Gateway holds what every session shares.
+type Gateway struct {
+	cfg    *config.Config
+	auth   *identity.Authority
+	policy *policy.Engine
+	audit  *audit.Writer
+	store  store.Store
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*Session // by session id
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New builds a gateway. The policy is compiled here, so a bad rule stops
+// the start with its position.
+func New(cfg *config.Config, st store.Store, auth *identity.Authority, aw *audit.Writer, log *slog.Logger) (*Gateway, error) {
+	eng, err := policy.Compile(cfg.Policy.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return &Gateway{cfg: cfg, auth: auth, policy: eng, audit: aw, store: st, log: log, now: time.Now,
+		sessions: map[string]*Session{}, stop: make(chan struct{})}, nil
+}
+
+// Config returns the gateway's configuration.
+func (g *Gateway) Config() *config.Config { return g.cfg }
+
+// Start runs the watcher that ends sessions of revoked or expired tokens.
+func (g *Gateway) Start(interval time.Duration) {
+	g.wg.Add(1)
+	go g.watch(interval)
+}
+
+// Close stops the watcher.
+func (g *Gateway) Close() {
+	close(g.stop)
+	g.wg.Wait()
+}
+
+func (g *Gateway) watch(interval time.Duration) {
+	defer g.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	// Look back a little further than the interval so a revocation written
+	// by another process with a slightly different clock is not missed.
+	since := g.now().Add(-time.Minute)
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		now := g.now()
+		ids, err := g.store.RevokedSince(context.Background(), since)
+		if err != nil {
+			g.log.Error("checking revoked tokens", "err", err)
+			continue
+		}
+		since = now.Add(-5 * time.Second)
+		revoked := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			revoked[id] = true
+		}
+		g.mu.Lock()
+		var ends []*Session
+		var reasons []string
+		for _, s := range g.sessions {
+			switch {
+			case revoked[s.Claims.ID]:
+				ends, reasons = append(ends, s), append(reasons, "weir token was revoked")
+			case !now.Before(s.Claims.Expiry()):
+				ends, reasons = append(ends, s), append(reasons, "weir token expired")
+			}
+		}
+		g.mu.Unlock()
+		for i, s := range ends {
+			s.terminate(reasons[i])
+		}
+	}
+}
+
+// AuthRequest is what an adapter knows when a client logs in.
+type AuthRequest struct {
+	Protocol   string
+	Token      string
+	Target     string
+	User       string // the user name the client gave, when the protocol has one
+	ClientAddr string
+	// Claimed is context the client says about itself (application_name…).
+	Claimed map[string]string
+}
+
+// AuthError is a refused login; Public is safe to show the client.
+type AuthError struct {
+	Public string
+	Cause  error
+}
+
+func (e *AuthError) Error() string { return e.Public }
+func (e *AuthError) Unwrap() error { return e.Cause }
+
+// Authenticate verifies the token for the target and opens a session. A
+// refusal is audited and returned as *AuthError.
+func (g *Gateway) Authenticate(ctx context.Context, req AuthRequest) (*Session, error) {
+	claims, err := g.auth.Verify(ctx, req.Token)
+	refuse := func(public string, cause error) (*Session, error) {
+		ev := audit.Event{Type: audit.TypeAuthRefused, Agent: claims.Agent, Target: req.Target, Data: map[string]any{
+			"protocol": req.Protocol, "client_addr": req.ClientAddr, "token_id": claimsOrPeek(claims, req.Token), "user": req.User, "reason": public,
+		}}
+		if aerr := g.audit.Append(ctx, ev); aerr != nil {
+			g.log.Error("auditing refused login", "err", aerr)
+		}
+		return nil, &AuthError{Public: public, Cause: cause}
+	}
+	if err != nil {
+		if errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrRevoked) || errors.Is(err, identity.ErrNotYet) ||
+			errors.Is(err, identity.ErrSignature) || errors.Is(err, identity.ErrMalformed) || errors.Is(err, identity.ErrUnknown) {
+			return refuse(err.Error(), err)
+		}
+		g.log.Error("verifying token", "err", err)
+		return refuse("weir could not verify the token right now", err)
+	}
+	if req.User != "" && req.User != claims.Agent {
+		return refuse(fmt.Sprintf("the user name must be the agent the token was issued to (%q)", claims.Agent), nil)
+	}
+	agent, ok := g.cfg.Agent(claims.Agent)
+	if !ok {
+		return refuse(fmt.Sprintf("agent %q is not configured in this weir", claims.Agent), nil)
+	}
+	target, ok := g.cfg.Target(req.Target)
+	if !ok {
+		return refuse(fmt.Sprintf("there is no target %q", req.Target), nil)
+	}
+	if !claims.AllowsTarget(target.Name) || !contains(agent.Targets, target.Name) {
+		return refuse(fmt.Sprintf("this token is not valid for target %q", target.Name), nil)
+	}
+	s := &Session{
+		ID:         "s_" + identity.RandomID(10),
+		g:          g,
+		Claims:     claims,
+		Target:     target,
+		ClientAddr: req.ClientAddr,
+		Protocol:   req.Protocol,
+		Claimed:    maps.Clone(req.Claimed),
+		Started:    g.now(),
+		done:       make(chan struct{}),
+		input: policy.Input{
+			Agent:   policy.Agent{Name: claims.Agent},
+			Target:  policy.Target{Name: target.Name, Kind: target.Kind, Labels: target.Labels},
+			Context: claims.Context,
+			Claimed: req.Claimed,
+		},
+	}
+	err = g.audit.Append(ctx, audit.Event{Type: audit.TypeSessionStart, SessionID: s.ID, Agent: claims.Agent, Target: target.Name, Data: map[string]any{
+		"protocol": req.Protocol, "client_addr": req.ClientAddr, "token_id": claims.ID, "issued_by": claims.IssuedBy,
+		"context":       map[string]any{"attested": claims.Context, "claimed": req.Claimed},
+		"token_expires": claims.Expiry().UTC(),
+	}})
+	if err != nil {
+		return nil, &AuthError{Public: "weir cannot record this session (audit store unavailable); refusing", Cause: err}
+	}
+	g.mu.Lock()
+	g.sessions[s.ID] = s
+	g.mu.Unlock()
+	return s, nil
+}
+
+func claimsOrPeek(c identity.Claims, token string) string {
+	if c.ID != "" {
+		return c.ID
+	}
+	return identity.TokenID(token)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Session is one agent connection (or, for HTTP, one token session).
+type Session struct {
+	ID         string
+	Claims     identity.Claims
+	Target     *config.Target
+	ClientAddr string
+	Protocol   string
+	Claimed    map[string]string
+	Started    time.Time
+
+	g     *Gateway
+	input policy.Input
+	seq   atomic.Int64 // command numbers within the session
+
+	statements atomic.Int64
+	denied     atomic.Int64
+	rows       atomic.Int64
+
+	endOnce  sync.Once
+	doneOnce sync.Once
+	done     chan struct{}
+	reason   atomic.Value // string
+}
+
+// Done is closed when the gateway ends the session (token revoked or
+// expired); the adapter then closes the connection with Reason.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Reason says why the session was ended by the gateway.
+func (s *Session) Reason() string {
+	r, _ := s.reason.Load().(string)
+	return r
+}
+
+func (s *Session) terminate(reason string) {
+	s.doneOnce.Do(func() {
+		s.reason.Store(reason)
+		close(s.done)
+	})
+}
+
+// Verdict is what the adapter must do with a request.
+type Verdict struct {
+	policy.Decision
+	// Seq numbers the command within the session, linking the command's
+	// audit record to its result record.
+	Seq int64
+	// Public is the message for the agent when the request is refused.
+	Public string
+	// SQLState is the PostgreSQL error code the adapter should use.
+	SQLState string
+}
+
+// Allowed reports whether the adapter may forward the request.
+func (v *Verdict) Allowed() bool { return v.Action == policy.Allow }
+
+// Request is one unit the adapter is about to forward (one Query message,
+// one Execute): its commands and its text for the audit log.
+type Request struct {
+	Commands []command.Command
+	// Via describes how the request arrived ("query", "execute", "parse").
+	Via string
+	// Refusal, when set, is a reason the adapter already has to refuse
+	// (unparseable text, unknown statement name, forbidden message type).
+	// The gateway audits it and refuses; no policy rule can allow it.
+	Refusal string
+}
+
+// commandRecord is the audit form of one command.
+type commandRecord struct {
+	Verb        string   `json:"verb"`
+	Kind        string   `json:"kind,omitempty"`
+	Text        string   `json:"text"`
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	Reads       []string `json:"reads,omitempty"`
+	Writes      []string `json:"writes,omitempty"`
+	Functions   []string `json:"functions,omitempty"`
+	Risks       []string `json:"risks,omitempty"`
+}
+
+type commandEvent struct {
+	Seq       int64           `json:"seq"`
+	Via       string          `json:"via"`
+	Decision  string          `json:"decision"`
+	Rule      string          `json:"rule,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	EvalError string          `json:"eval_error,omitempty"`
+	TokenID   string          `json:"token_id"`
+	Commands  []commandRecord `json:"commands"`
+}
+
+// Precheck evaluates the policy on commands without recording anything.
+// Adapters use it where nothing runs yet (a Parse); they call Decide when
+// the commands are about to run or are to be refused, so every execution
+// and every refusal is audited.
+func (s *Session) Precheck(cmds []command.Command) Verdict {
+	if s.Reason() != "" {
+		return Verdict{Decision: policy.Decision{Action: policy.Deny, Rule: "weir"}}
+	}
+	return Verdict{Decision: s.g.policy.Decide(&s.input, cmds)}
+}
+
+// Decide decides on a request and makes its audit record durable. Only an
+// allowed verdict with a nil error may be forwarded.
+func (s *Session) Decide(ctx context.Context, req Request) Verdict {
+	v := Verdict{Seq: s.seq.Add(1)}
+	switch {
+	case req.Refusal != "":
+		v.Decision = policy.Decision{Action: policy.Deny, Rule: "weir", Command: 0}
+		v.Public = req.Refusal
+		v.SQLState = "42501"
+	case s.Reason() != "":
+		v.Decision = policy.Decision{Action: policy.Deny, Rule: "weir", Command: 0}
+		v.Public = "this session has ended: " + s.Reason()
+		v.SQLState = "57P01"
+	default:
+		v.Decision = s.g.policy.Decide(&s.input, req.Commands)
+		v.Public, v.SQLState = publicMessage(&v.Decision, req.Commands)
+	}
+	ev := commandEvent{Seq: v.Seq, Via: req.Via, Decision: string(v.Action), Rule: v.Rule, EvalError: v.EvalError, TokenID: s.Claims.ID,
+		Commands: make([]commandRecord, len(req.Commands))}
+	if !v.Allowed() {
+		ev.Reason = v.Public
+	}
+	for i := range req.Commands {
+		c := &req.Commands[i]
+		ev.Commands[i] = commandRecord{Verb: c.Verb, Kind: string(c.Kind), Text: c.Text, Fingerprint: c.Fingerprint,
+			Reads: c.Reads, Writes: c.Writes, Functions: c.Functions, Risks: risks(c.Risks)}
+	}
+	s.statements.Add(int64(len(req.Commands)))
+	if err := s.g.audit.Append(ctx, audit.Event{Type: audit.TypeCommand, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: &ev}); err != nil {
+		s.g.log.Error("audit append failed; refusing command", "session", s.ID, "err", err)
+		v.Decision = policy.Decision{Action: policy.Deny, Rule: "weir", Command: 0}
+		v.Public = "weir cannot record this command in its audit log, so it was not run; try again later or contact the weir operator"
+		v.SQLState = "58000"
+	}
+	if !v.Allowed() {
+		s.denied.Add(1)
+	}
+	return v
+}
+
+func risks(rs []command.Risk) []string {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// publicMessage writes the refusal for the agent that will read it: which
+// rule, why, and what to do instead.
+func publicMessage(d *policy.Decision, cmds []command.Command) (string, string) {
+	if d.Action == policy.Allow {
+		return "", ""
+	}
+	what := "this request"
+	if d.Command >= 0 && d.Command < len(cmds) {
+		c := &cmds[d.Command]
+		what = c.Verb
+		if len(cmds) > 1 {
+			what = fmt.Sprintf("statement %d of %d (%s)", d.Command+1, len(cmds), c.Verb)
+		}
+	}
+	var msg string
+	switch d.Action {
+	case policy.Review:
+		msg = fmt.Sprintf("weir: %s needs a human's approval under policy rule %q", what, d.Rule)
+		if d.Message != "" {
+			msg += ": " + d.Message
+		}
+		msg += ". Approval workflow is not enabled on this weir, so it was not run; ask an operator to run it or to change the policy."
+	default:
+		if d.Rule == policy.DefaultRule {
+			msg = fmt.Sprintf("weir: %s is not allowed: no policy rule allows it (default deny).", what)
+		} else {
+			msg = fmt.Sprintf("weir: %s is denied by policy rule %q", what, d.Rule)
+			if d.Message != "" {
+				msg += ": " + d.Message
+			} else {
+				msg += "."
+			}
+		}
+		msg += " Nothing in this request was run. Do not retry it unchanged; use a command the policy allows, or ask an operator for access."
+	}
+	if d.EvalError != "" {
+		msg += " (The rule's condition could not be evaluated, so the stricter verdict applies.)"
+	}
+	return msg, "42501"
+}
+
+// Result is the outcome of a forwarded request, as the adapter observed it.
+type Result struct {
+	Seq      int64
+	Rows     int64
+	Duration time.Duration
+	// Error is the server's error code, if it failed.
+	Error string
+	// Skipped is set when the server never ran it (an earlier error in the
+	// same pipeline).
+	Skipped bool
+}
+
+type resultEvent struct {
+	Seq        int64   `json:"seq"`
+	Rows       int64   `json:"rows"`
+	DurationMS float64 `json:"duration_ms"`
+	Error      string  `json:"error,omitempty"`
+	Skipped    bool    `json:"skipped,omitempty"`
+}
+
+// Result records a forwarded request's outcome. It does not wait for the
+// record to be durable: the command was already recorded before it ran.
+func (s *Session) Result(r Result) {
+	s.rows.Add(r.Rows)
+	ev := &resultEvent{Seq: r.Seq, Rows: r.Rows, DurationMS: float64(r.Duration.Microseconds()) / 1000, Error: r.Error, Skipped: r.Skipped}
+	s.g.audit.Enqueue(audit.Event{Type: audit.TypeResult, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: ev})
+}
+
+// Note records a session-level event (cancel request, protocol error).
+func (s *Session) Note(kind string, data map[string]any) {
+	data["event"] = kind
+	s.g.audit.Enqueue(audit.Event{Type: "session.note", SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: data})
+}
+
+// End records the end of the session with its totals.
+func (s *Session) End(reason string) {
+	s.endOnce.Do(func() {
+		s.g.mu.Lock()
+		delete(s.g.sessions, s.ID)
+		s.g.mu.Unlock()
+		if r := s.Reason(); r != "" {
+			reason = r
+		}
+		err := s.g.audit.Append(context.Background(), audit.Event{Type: audit.TypeSessionEnd, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: map[string]any{
+			"reason": reason, "statements": s.statements.Load(), "denied": s.denied.Load(), "rows": s.rows.Load(),
+			"duration_ms": s.g.now().Sub(s.Started).Milliseconds(),
+		}})
+		if err != nil {
+			s.g.log.Error("auditing session end", "session", s.ID, "err", err)
+		}
+	})
+}
+
+// Sessions returns the number of live sessions.
+func (g *Gateway) Sessions() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions)
+}

@@ -1,0 +1,104 @@
+package identity
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-gw/weir/internal/store"
+)
+
+func newAuthority(t *testing.T) (*Authority, *store.SQLite) {
+	t.Helper()
+	st, err := store.OpenSQLite(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a, err := NewAuthority(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st
+}
+
+func TestIssueVerifyRevoke(t *testing.T) {
+	ctx := context.Background()
+	a, st := newAuthority(t)
+	tok, c, err := a.Issue(ctx, IssueRequest{Agent: "ci-bot", Targets: []string{"orders"}, TTL: 15 * time.Minute, Context: map[string]string{"ticket": "OPS-12"}, IssuedBy: "local:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Agent != "ci-bot" || got.Context["ticket"] != "OPS-12" || got.IssuedBy != "local:alice" || !got.AllowsTarget("orders") || got.AllowsTarget("other") {
+		t.Fatalf("claims %+v", got)
+	}
+	// A second authority over the same store (the server, while the CLI issued) verifies it too.
+	b, err := NewAuthority(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Verify(ctx, tok); err != nil {
+		t.Fatalf("other process: %v", err)
+	}
+	if err := a.Revoke(ctx, c.ID, "local:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Verify(ctx, tok); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked token: %v", err)
+	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newAuthority(t)
+	now := time.Now()
+	a.SetClock(func() time.Time { return now })
+	tok, _, err := a.Issue(ctx, IssueRequest{Agent: "ci-bot", Targets: []string{"orders"}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forgedPayload := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"sub":"ci-bot"`, `"sub":"admin"`, 1)))
+	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"x"}`))
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	otherSig := base64.RawURLEncoding.EncodeToString(ed25519.Sign(otherKey, []byte(parts[0]+"."+parts[1])))
+
+	// A validly signed token the store never recorded (minted with the key by someone else).
+	unrecorded, err := a.sign(Claims{ID: "tok_unrecorded", Agent: "ci-bot", Audience: Audience, Targets: []string{"orders"}, ExpiresAt: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"empty", "", ErrMalformed},
+		{"garbage", "not-a-token", ErrMalformed},
+		{"payload changed", parts[0] + "." + forgedPayload + "." + parts[2], ErrSignature},
+		{"alg none", noneHeader + "." + parts[1] + ".", ErrMalformed},
+		{"signed by another key", parts[0] + "." + parts[1] + "." + otherSig, ErrSignature},
+		{"oversized", strings.Repeat("a", 9000), ErrMalformed},
+		{"not in store", unrecorded, ErrUnknown},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := a.Verify(ctx, tc.token); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	a.SetClock(func() time.Time { return now.Add(2 * time.Minute) })
+	if _, err := a.Verify(ctx, tok); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+}

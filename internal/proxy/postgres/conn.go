@@ -1,0 +1,851 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/weir-gw/weir/internal/command"
+	"github.com/weir-gw/weir/internal/gateway"
+	"github.com/weir-gw/weir/internal/pgsql"
+)
+
+// clientConn is one agent session: a client connection and its dedicated
+// upstream connection (never pooled or shared, so no SET ROLE, temp table or
+// prepared statement leaks between agents).
+type clientConn struct {
+	srv     *Server
+	conn    net.Conn // to the client (TLS unless plaintext loopback)
+	raw     net.Conn
+	session *gateway.Session
+	target  *upstreamTarget
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	pid          uint32
+	cancelSecret [4]byte
+	upPID        uint32
+	upSecret     []byte
+	upTLS        *tls.Config
+	up           net.Conn
+
+	cr   *frameReader // client frames (client goroutine)
+	ur   *frameReader // upstream frames (relay goroutine)
+	uw   *bufio.Writer
+	cwMu sync.Mutex
+	cw   *bufio.Writer
+
+	// Owned by the client goroutine.
+	stmts         map[string]*prepared // extended-protocol statements by name
+	portals       map[string]*prepared
+	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
+	skipUntilSync bool
+
+	// Shared between the client and relay goroutines.
+	mu         sync.Mutex
+	cyclesSent int64 // Query and Sync messages forwarded upstream
+	refusals   []refusal
+	units      []unit
+
+	termOnce  sync.Once
+	endReason string
+}
+
+type prepared struct {
+	cmds []command.Command
+}
+
+// refusal is a pending replacement of the sentinel's syntax error by
+// weir's own error.
+type refusal struct {
+	cycle int64
+	nonce string
+	resp  []byte
+}
+
+// unit is a forwarded request waiting for its result.
+type unit struct {
+	cycle  int64
+	seq    int64
+	start  time.Time
+	simple bool
+	rows   int64
+	done   bool
+}
+
+const sentinelPrefix = "weir_refused_"
+
+// Startup parameters forwarded upstream (lower-case). Everything else is
+// refused: `options` can set any server setting, `replication` opens a
+// replication connection, and an unknown parameter is unknown risk.
+var forwardedParams = map[string]bool{
+	"application_name": true, "client_encoding": true, "datestyle": true, "timezone": true,
+	"extra_float_digits": true, "intervalstyle": true,
+}
+
+// safeEncoding reports whether a client encoding keeps every ASCII byte
+// meaning itself. In SJIS, BIG5, GBK, GB18030 and UHC a multi-byte
+// character can end in 0x5c (backslash) or hide a quote, so text weir
+// parses could be read differently by the server (CVE-2006-2314).
+func safeEncoding(enc string) bool {
+	switch strings.ToUpper(strings.ReplaceAll(strings.Trim(enc, `'" `), "-", "")) {
+	case "UTF8", "UNICODE", "SQL_ASCII":
+		return true
+	}
+	return false
+}
+
+func (c *clientConn) run(startup *pgproto3.StartupMessage) {
+	c.cw = bufio.NewWriterSize(c.conn, 32<<10)
+	c.cr = newFrameReader(c.conn, c.srv.maxMessage)
+	params, unrecognized, err := c.checkStartup(startup)
+	if err != nil {
+		c.fatalStartup("28000", err.Error())
+		return
+	}
+	if startup.ProtocolVersion != pgproto3.ProtocolVersion30 || len(unrecognized) > 0 {
+		c.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
+	}
+	c.send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := c.cw.Flush(); err != nil {
+		return
+	}
+	typ, _, body, err := c.cr.next()
+	if err != nil || typ != 'p' {
+		if err == nil {
+			c.fatalStartup("08P01", "expected a password message")
+		}
+		return
+	}
+	token, _, ok := cstring(body)
+	if !ok {
+		c.fatalStartup("08P01", "malformed password message")
+		return
+	}
+	user, database := params["user"], params["database"]
+	claimed := map[string]string{}
+	if app := params["application_name"]; app != "" {
+		claimed["application_name"] = app
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
+	sess, err := c.srv.gw.Authenticate(c.ctx, gateway.AuthRequest{
+		Protocol: "postgres", Token: token, Target: database, User: user, ClientAddr: c.raw.RemoteAddr().String(), Claimed: claimed,
+	})
+	if err != nil {
+		var ae *gateway.AuthError
+		msg := "weir could not authenticate this connection"
+		if errors.As(err, &ae) {
+			msg = ae.Public
+		}
+		c.fatalStartup("28P01", fmt.Sprintf("password authentication failed for user %q: %s", user, msg))
+		return
+	}
+	c.session = sess
+	c.endReason = "client disconnected"
+	defer func() { sess.End(c.endReason) }()
+	c.target = c.srv.upstreams[database]
+	if c.target == nil {
+		c.fatalStartup("3D000", fmt.Sprintf("target %q is not a PostgreSQL target", database))
+		return
+	}
+	if err := c.connectUpstream(params); err != nil {
+		ref := sess.ID
+		c.srv.log.Error("upstream connection failed", "session", ref, "target", database, "err", err)
+		c.fatalStartup("08006", fmt.Sprintf("weir could not connect to target %q (reference %s); the weir operator can find the cause in weir's log", database, ref))
+		c.endReason = "upstream connection failed"
+		return
+	}
+	defer c.up.Close()
+	c.srv.register(c)
+	defer c.srv.unregister(c)
+	rand.Read(c.cancelSecret[:])
+	c.send(&pgproto3.BackendKeyData{ProcessID: c.pid, SecretKey: c.cancelSecret[:]})
+	c.send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := c.cw.Flush(); err != nil {
+		return
+	}
+	c.raw.SetDeadline(time.Time{})
+
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		c.relay()
+	}()
+	go func() {
+		select {
+		case <-sess.Done():
+			c.endReason = sess.Reason()
+			c.terminate(sess.Reason(), "57P01")
+		case <-relayDone:
+		}
+	}()
+	c.serveClient()
+	c.terminate("", "")
+	<-relayDone
+}
+
+func (c *clientConn) checkStartup(m *pgproto3.StartupMessage) (map[string]string, []string, error) {
+	params := map[string]string{}
+	var unrecognized []string
+	for k, v := range m.Parameters {
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "user" || lk == "database":
+			params[lk] = v
+		case lk == "replication":
+			return nil, nil, errors.New("replication connections are not allowed through weir")
+		case lk == "options":
+			return nil, nil, errors.New(`the startup parameter "options" is not allowed through weir: it can change server settings; use SET statements, which the policy decides on`)
+		case strings.HasPrefix(lk, "_pq_."):
+			unrecognized = append(unrecognized, k)
+		case forwardedParams[lk]:
+			if lk == "client_encoding" && !safeEncoding(v) {
+				return nil, nil, fmt.Errorf("client_encoding %q is not allowed through weir: use UTF8", v)
+			}
+			params[lk] = v
+		default:
+			return nil, nil, fmt.Errorf("startup parameter %q is not supported through weir", k)
+		}
+	}
+	if params["user"] == "" {
+		return nil, nil, errors.New("no user name given: use the agent name the weir token was issued to")
+	}
+	if params["database"] == "" {
+		params["database"] = params["user"]
+	}
+	slices.Sort(unrecognized)
+	return params, unrecognized, nil
+}
+
+func (c *clientConn) connectUpstream(params map[string]string) error {
+	ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+	defer cancel()
+	cfg := c.target.base.Copy()
+	pw, err := c.target.cred.Password(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Password = pw
+	cfg.RuntimeParams = map[string]string{}
+	for k, v := range params {
+		if k != "user" && k != "database" {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	app := "weir/" + c.session.Claims.Agent
+	if a := params["application_name"]; a != "" {
+		app += "/" + a
+	}
+	cfg.RuntimeParams["application_name"] = app
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return err
+	}
+	c.up, c.upPID, c.upSecret, c.upTLS = hc.Conn, hc.PID, hc.SecretKey, hc.TLSConfig
+	c.ur = newFrameReader(hc.Conn, 1<<30)
+	c.uw = bufio.NewWriterSize(hc.Conn, 32<<10)
+	c.send(&pgproto3.AuthenticationOk{})
+	keys := make([]string, 0, len(hc.ParameterStatuses))
+	for k := range hc.ParameterStatuses {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := hc.ParameterStatuses[k]
+		if k == "application_name" && params["application_name"] != "" {
+			v = params["application_name"]
+		}
+		c.send(&pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	return nil
+}
+
+// upstreamCancel sends a CancelRequest for this session's upstream backend.
+func (c *clientConn) upstreamCancel(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.target.cfg.Address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var w io.ReadWriter = conn
+	if c.upTLS != nil {
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[0:], 8)
+		binary.BigEndian.PutUint32(req[4:], codeSSLRequest)
+		if _, err := conn.Write(req[:]); err != nil {
+			return err
+		}
+		var resp [1]byte
+		if _, err := io.ReadFull(conn, resp[:]); err != nil {
+			return err
+		}
+		if resp[0] != 'S' {
+			return errors.New("upstream refused TLS for the cancel request")
+		}
+		tc := tls.Client(conn, c.upTLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		w = tc
+	}
+	msg := make([]byte, 12, 12+len(c.upSecret))
+	binary.BigEndian.PutUint32(msg[0:], uint32(12+len(c.upSecret)))
+	binary.BigEndian.PutUint32(msg[4:], codeCancelRequest)
+	binary.BigEndian.PutUint32(msg[8:], c.upPID)
+	msg = append(msg, c.upSecret...)
+	_, err = w.Write(msg)
+	return err
+}
+
+func (c *clientConn) send(m pgproto3.BackendMessage) {
+	buf, err := m.Encode(nil)
+	if err != nil {
+		return
+	}
+	c.cwMu.Lock()
+	c.cw.Write(buf)
+	c.cwMu.Unlock()
+}
+
+func (c *clientConn) fatalStartup(code, msg string) {
+	c.cwMu.Lock()
+	defer c.cwMu.Unlock()
+	writeFatal(c.cw, code, msg)
+	c.cw.Flush()
+}
+
+// terminate ends the connection; with a reason, the client is told why.
+func (c *clientConn) terminate(reason, code string) {
+	c.termOnce.Do(func() {
+		if reason != "" {
+			c.cwMu.Lock()
+			writeFatal(c.cw, code, "terminating connection: "+reason)
+			c.cw.Flush()
+			c.cwMu.Unlock()
+		}
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.conn.Close()
+		if c.up != nil {
+			c.up.Close()
+		}
+	})
+}
+
+// serveClient reads client messages until the client leaves or breaks
+// the protocol.
+func (c *clientConn) serveClient() {
+	for {
+		typ, raw, body, err := c.cr.next()
+		if err != nil {
+			var fe *frameError
+			if errors.As(err, &fe) {
+				c.protocolViolation(fe.msg)
+			}
+			return
+		}
+		if err := c.handle(typ, raw, body); err != nil {
+			var fe *frameError
+			if errors.As(err, &fe) {
+				c.protocolViolation(fe.msg)
+			} else {
+				c.endReason = "upstream write failed"
+			}
+			return
+		}
+		if typ == 'X' {
+			c.endReason = "client terminated"
+			return
+		}
+		if !c.cr.buffered() {
+			if err := c.uw.Flush(); err != nil {
+				c.endReason = "upstream write failed"
+				return
+			}
+		}
+	}
+}
+
+func (c *clientConn) protocolViolation(msg string) {
+	c.endReason = "protocol violation: " + msg
+	c.session.Note("protocol_violation", map[string]any{"detail": msg})
+	c.terminate(msg, "08P01")
+}
+
+func (c *clientConn) handle(typ byte, raw, body []byte) error {
+	if c.skipUntilSync {
+		switch typ {
+		case 'P', 'B', 'E', 'D', 'C', 'H':
+			return nil // upstream is skipping them too, after the sentinel's error
+		}
+	}
+	switch typ {
+	case 'Q':
+		return c.handleQuery(raw, body)
+	case 'P':
+		return c.handleParse(raw, body)
+	case 'B':
+		return c.handleBind(raw, body)
+	case 'E':
+		return c.handleExecute(raw, body)
+	case 'D', 'C':
+		return c.handleDescribeClose(typ, raw, body)
+	case 'S':
+		c.skipUntilSync = false
+		c.mu.Lock()
+		c.cyclesSent++
+		c.mu.Unlock()
+		_, err := c.uw.Write(raw)
+		return err
+	case 'H', 'd', 'c', 'f':
+		// Flush, and COPY FROM STDIN data of a COPY already decided.
+		_, err := c.uw.Write(raw)
+		return err
+	case 'X':
+		_, err := c.uw.Write(raw)
+		if err == nil {
+			err = c.uw.Flush()
+		}
+		return err
+	case 'F':
+		v := c.session.Decide(c.ctx, gateway.Request{Via: "function_call", Refusal: "the FunctionCall message is not allowed through weir: it runs a function without SQL that weir could decide on; call the function in a SQL statement instead"})
+		return c.refuseSimple(&v)
+	default:
+		return &frameError{fmt.Sprintf("unexpected message type %q", typ)}
+	}
+}
+
+func (c *clientConn) handleQuery(raw, body []byte) error {
+	text, rest, ok := cstring(body)
+	if !ok || len(rest) != 0 {
+		return &frameError{"malformed Query message"}
+	}
+	req, code := c.classify(text, "query")
+	if req.Refusal == "" && len(req.Commands) == 0 {
+		// Empty query: nothing runs; the server answers EmptyQueryResponse.
+		return c.forwardSimple(raw, 0)
+	}
+	v := c.session.Decide(c.ctx, req)
+	if !v.Allowed() {
+		if code != "" {
+			v.SQLState = code
+		}
+		return c.refuseSimple(&v)
+	}
+	c.applySQLPrepared(req.Commands)
+	return c.forwardSimple(raw, v.Seq)
+}
+
+// classify turns SQL text into a gateway request, resolving SQL EXECUTE
+// to the body weir saw prepared. code is a SQLSTATE for a refusal that is
+// not a policy decision.
+func (c *clientConn) classify(text, via string) (gateway.Request, string) {
+	cmds, err := c.srv.classifier.Classify(text)
+	if err != nil {
+		var pe *pgsql.ParseError
+		var ce *pgsql.ClassifyError
+		switch {
+		case errors.As(err, &pe):
+			return gateway.Request{Via: via, Commands: []command.Command{{Protocol: "postgres", Verb: "UNPARSEABLE", Text: text}},
+				Refusal: "weir could not parse this SQL (" + pe.Message + "); weir refuses what it cannot parse"}, "42601"
+		case errors.As(err, &ce):
+			return gateway.Request{Via: via, Commands: []command.Command{{Protocol: "postgres", Verb: "UNCLASSIFIED", Text: text}},
+				Refusal: "weir cannot classify this statement (" + ce.Reason + "); weir refuses what it cannot classify"}, "0A000"
+		default:
+			return gateway.Request{Via: via, Commands: []command.Command{{Protocol: "postgres", Verb: "UNCLASSIFIED", Text: text}},
+				Refusal: "weir cannot classify this statement; weir refuses what it cannot classify"}, "0A000"
+		}
+	}
+	for i := range cmds {
+		if cmds[i].Verb != "EXECUTE" {
+			continue
+		}
+		body := c.sqlPrepared[cmds[i].Prepared]
+		if body == nil {
+			return gateway.Request{Via: via, Commands: cmds,
+				Refusal: fmt.Sprintf("prepared statement %q was not prepared in this session through weir", cmds[i].Prepared)}, "26000"
+		}
+		if i == 0 || &cmds[0] == &cmds[i] {
+			// cmds may be the classifier's shared cached slice: copy before changing it.
+			cmds = slices.Clone(cmds)
+		}
+		cmds[i] = mergeExecute(&cmds[i], body)
+	}
+	return gateway.Request{Via: via, Commands: cmds}, ""
+}
+
+// mergeExecute gives an EXECUTE the classification of the statement it runs,
+// plus whatever its arguments call.
+func mergeExecute(exec, body *command.Command) command.Command {
+	m := *exec
+	m.Kind = body.Kind
+	m.Reads = body.Reads
+	m.Writes = body.Writes
+	m.Functions = append(slices.Clone(body.Functions), exec.Functions...)
+	m.Risks = append(slices.Clone(body.Risks), exec.Risks...)
+	return m
+}
+
+// applySQLPrepared tracks SQL-level PREPARE/DEALLOCATE/DISCARD of an
+// allowed request so EXECUTE can be resolved.
+func (c *clientConn) applySQLPrepared(cmds []command.Command) {
+	for i := range cmds {
+		cmd := &cmds[i]
+		switch {
+		case cmd.Verb == "PREPARE":
+			if c.sqlPrepared == nil {
+				c.sqlPrepared = map[string]*command.Command{}
+			}
+			body := *cmd
+			c.sqlPrepared[cmd.Prepared] = &body
+		case cmd.Verb == "DEALLOCATE" && cmd.Prepared == "*", cmd.Verb == "DISCARD":
+			clear(c.sqlPrepared)
+		case cmd.Verb == "DEALLOCATE":
+			delete(c.sqlPrepared, cmd.Prepared)
+		}
+	}
+}
+
+func (c *clientConn) forwardSimple(raw []byte, seq int64) error {
+	c.mu.Lock()
+	if seq != 0 {
+		c.units = append(c.units, unit{cycle: c.cyclesSent, seq: seq, start: time.Now(), simple: true})
+	}
+	c.cyclesSent++
+	c.mu.Unlock()
+	_, err := c.uw.Write(raw)
+	return err
+}
+
+func (c *clientConn) handleParse(raw, body []byte) error {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return &frameError{"malformed Parse message"}
+	}
+	text, _, ok := cstring(rest)
+	if !ok {
+		return &frameError{"malformed Parse message"}
+	}
+	req, code := c.classify(text, "parse")
+	// Parse runs nothing, so an allowed Parse is not audited here; its
+	// executions are, at Execute. A refused one is audited now.
+	if req.Refusal == "" {
+		d := c.session.Precheck(req.Commands)
+		if d.Allowed() {
+			if c.stmts == nil {
+				c.stmts = map[string]*prepared{}
+				c.portals = map[string]*prepared{}
+			}
+			c.stmts[name] = &prepared{cmds: req.Commands}
+			_, err := c.uw.Write(raw)
+			return err
+		}
+	}
+	// Rules are fixed at start, so Decide reaches the precheck's verdict
+	// and records it.
+	v := c.session.Decide(c.ctx, req)
+	if code != "" {
+		v.SQLState = code
+	}
+	return c.refuseExtended(&v)
+}
+
+func (c *clientConn) handleBind(raw, body []byte) error {
+	portal, rest, ok := cstring(body)
+	if !ok {
+		return &frameError{"malformed Bind message"}
+	}
+	stmt, _, ok := cstring(rest)
+	if !ok {
+		return &frameError{"malformed Bind message"}
+	}
+	p := c.stmts[stmt]
+	if p == nil {
+		return c.refuseUnknown("Bind", "prepared statement", stmt)
+	}
+	c.portals[portal] = p
+	_, err := c.uw.Write(raw)
+	return err
+}
+
+func (c *clientConn) handleExecute(raw, body []byte) error {
+	portal, _, ok := cstring(body)
+	if !ok {
+		return &frameError{"malformed Execute message"}
+	}
+	p := c.portals[portal]
+	if p == nil {
+		return c.refuseUnknown("Execute", "portal", portal)
+	}
+	if len(p.cmds) == 0 {
+		_, err := c.uw.Write(raw)
+		return err
+	}
+	v := c.session.Decide(c.ctx, gateway.Request{Commands: p.cmds, Via: "execute"})
+	if !v.Allowed() {
+		return c.refuseExtended(&v)
+	}
+	c.applySQLPrepared(p.cmds)
+	c.mu.Lock()
+	c.units = append(c.units, unit{cycle: c.cyclesSent, seq: v.Seq, start: time.Now()})
+	c.mu.Unlock()
+	_, err := c.uw.Write(raw)
+	return err
+}
+
+func (c *clientConn) handleDescribeClose(typ byte, raw, body []byte) error {
+	if len(body) < 2 {
+		return &frameError{"malformed Describe/Close message"}
+	}
+	kind := body[0]
+	name, _, ok := cstring(body[1:])
+	if !ok || (kind != 'S' && kind != 'P') {
+		return &frameError{"malformed Describe/Close message"}
+	}
+	m := c.stmts
+	what := "prepared statement"
+	if kind == 'P' {
+		m, what = c.portals, "portal"
+	}
+	if typ == 'D' && m[name] == nil {
+		return c.refuseUnknown("Describe", what, name)
+	}
+	if typ == 'C' {
+		delete(m, name)
+	}
+	_, err := c.uw.Write(raw)
+	return err
+}
+
+func (c *clientConn) refuseUnknown(msg, what, name string) error {
+	v := c.session.Decide(c.ctx, gateway.Request{Via: strings.ToLower(msg),
+		Refusal: fmt.Sprintf("%s of %s %q refused: weir did not see it prepared in this session", msg, what, name)})
+	v.SQLState = "26000"
+	return c.refuseExtended(&v)
+}
+
+func newNonce() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *clientConn) refusalResponse(v *gateway.Verdict) []byte {
+	code := v.SQLState
+	if code == "" {
+		code = "42501"
+	}
+	buf, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: v.Public,
+		Hint: "weir session " + c.session.ID + ", command " + strconv.FormatInt(v.Seq, 10)}).Encode(nil)
+	return buf
+}
+
+// refuseSimple answers a simple-protocol message with weir's error, in
+// order, by having the server fail a statement that cannot parse.
+func (c *clientConn) refuseSimple(v *gateway.Verdict) error {
+	nonce := newNonce()
+	c.mu.Lock()
+	c.refusals = append(c.refusals, refusal{cycle: c.cyclesSent, nonce: nonce, resp: c.refusalResponse(v)})
+	c.cyclesSent++
+	c.mu.Unlock()
+	buf, _ := (&pgproto3.Query{String: sentinelPrefix + nonce}).Encode(nil)
+	_, err := c.uw.Write(buf)
+	return err
+}
+
+// refuseExtended does the same inside an extended-protocol batch: the
+// server fails the sentinel Parse, rolls back the batch and skips to Sync,
+// and so does weir.
+func (c *clientConn) refuseExtended(v *gateway.Verdict) error {
+	nonce := newNonce()
+	c.mu.Lock()
+	c.refusals = append(c.refusals, refusal{cycle: c.cyclesSent, nonce: nonce, resp: c.refusalResponse(v)})
+	c.mu.Unlock()
+	delete(c.stmts, "") // the sentinel replaces the unnamed statement upstream
+	buf, _ := (&pgproto3.Parse{Query: sentinelPrefix + nonce}).Encode(nil)
+	c.skipUntilSync = true
+	_, err := c.uw.Write(buf)
+	return err
+}
+
+// relay copies the server's messages to the client, substituting refusals
+// and recording results.
+func (c *clientConn) relay() {
+	var cycle int64
+	var cycleErr string
+	for {
+		typ, raw, body, err := c.ur.next()
+		if err != nil {
+			c.cwMu.Lock()
+			c.cw.Flush()
+			c.cwMu.Unlock()
+			c.terminate("lost the connection to the upstream server", "08006")
+			return
+		}
+		out := raw
+		switch typ {
+		case 'E':
+			code, msg := errorFields(body)
+			c.mu.Lock()
+			if len(c.refusals) > 0 && c.refusals[0].cycle == cycle && code == "42601" && strings.Contains(msg, c.refusals[0].nonce) {
+				out = c.refusals[0].resp
+				c.refusals = c.refusals[1:]
+			} else if cycleErr == "" {
+				cycleErr = code
+			}
+			c.mu.Unlock()
+		case 'C':
+			c.commandComplete(cycle, body)
+		case 'I', 's':
+			c.finishExtended(cycle, 0)
+		case 'Z':
+			c.readyForQuery(cycle, cycleErr)
+			cycle++
+			cycleErr = ""
+		case 'S':
+			name, rest, _ := cstring(body)
+			val, _, _ := cstring(rest)
+			if name == "client_encoding" && !safeEncoding(val) {
+				c.endReason = "client_encoding changed to " + val
+				c.terminate(fmt.Sprintf("client_encoding %q is not allowed through weir", val), "0A000")
+				return
+			}
+		}
+		c.cwMu.Lock()
+		_, werr := c.cw.Write(out)
+		if werr == nil && !c.ur.buffered() {
+			werr = c.cw.Flush()
+		}
+		c.cwMu.Unlock()
+		if werr != nil {
+			c.terminate("", "")
+			return
+		}
+	}
+}
+
+// errorFields extracts the SQLSTATE and message of an ErrorResponse.
+func errorFields(body []byte) (code, msg string) {
+	for len(body) > 0 && body[0] != 0 {
+		f := body[0]
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			return
+		}
+		switch f {
+		case 'C':
+			code = v
+		case 'M':
+			msg = v
+		}
+		body = rest
+	}
+	return
+}
+
+// rowsOf reads the row count from a CommandComplete tag ("SELECT 5",
+// "INSERT 0 5", "UPDATE 3").
+func rowsOf(body []byte) int64 {
+	tag, _, _ := cstring(body)
+	i := strings.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func (c *clientConn) commandComplete(cycle int64, body []byte) {
+	rows := rowsOf(body)
+	c.mu.Lock()
+	for i := range c.units {
+		u := &c.units[i]
+		if u.cycle != cycle || u.done {
+			continue
+		}
+		u.rows += rows
+		if !u.simple {
+			c.finishLocked(u, "")
+		}
+		break
+	}
+	c.mu.Unlock()
+}
+
+func (c *clientConn) finishExtended(cycle int64, rows int64) {
+	c.mu.Lock()
+	for i := range c.units {
+		u := &c.units[i]
+		if u.cycle == cycle && !u.done && !u.simple {
+			u.rows += rows
+			c.finishLocked(u, "")
+			break
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *clientConn) finishLocked(u *unit, errCode string) {
+	u.done = true
+	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode})
+}
+
+// readyForQuery closes a cycle: units not finished yet failed (the first)
+// or were skipped by the server after an error.
+func (c *clientConn) readyForQuery(cycle int64, cycleErr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	blamed := false
+	keep := c.units[:0]
+	for i := range c.units {
+		u := c.units[i]
+		if u.cycle > cycle {
+			keep = append(keep, u)
+			continue
+		}
+		if u.done {
+			continue
+		}
+		switch {
+		case u.simple && cycleErr == "":
+			c.finishLocked(&u, "")
+		case !blamed && cycleErr != "":
+			blamed = true
+			c.finishLocked(&u, cycleErr)
+		default:
+			u.done = true
+			c.session.Result(gateway.Result{Seq: u.seq, Skipped: true, Error: cycleErr})
+		}
+	}
+	c.units = keep
+	for len(c.refusals) > 0 && c.refusals[0].cycle <= cycle {
+		c.refusals = c.refusals[1:]
+	}
+}

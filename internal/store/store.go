@@ -1,0 +1,77 @@
+// Package store persists what must survive a restart: signing keys, issued
+// and revoked tokens, sessions and the audit chain.
+//
+// Store is an interface so that a shared PostgreSQL store can sit behind the
+// same calls as the embedded SQLite one. Implementations must make
+// AppendAudit atomic and durable before it returns: the gateway forwards a
+// command only after its record was appended.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SigningKey is an Ed25519 key weir signs tokens and checkpoints with.
+type SigningKey struct {
+	ID         string
+	PrivateKey []byte // ed25519 seed (32 bytes)
+	CreatedAt  time.Time
+}
+
+// Token is the record of an issued weir token (never the token string itself).
+type Token struct {
+	ID        string
+	Agent     string
+	Targets   []string
+	Context   map[string]string
+	Issuer    string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero when not revoked
+	RevokedBy string
+}
+
+// AuditRecord is one link of the audit hash chain, as stored.
+type AuditRecord struct {
+	Seq       int64
+	Time      time.Time
+	Type      string
+	SessionID string
+	Agent     string
+	Target    string
+	// Data is the canonical JSON of the event; Hash covers it.
+	Data     []byte
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Store is weir's persistence.
+type Store interface {
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	AddSigningKey(ctx context.Context, k SigningKey) error
+
+	InsertToken(ctx context.Context, t Token) error
+	Token(ctx context.Context, id string) (Token, error)
+	ListTokens(ctx context.Context, includeExpired bool, now time.Time) ([]Token, error)
+	RevokeToken(ctx context.Context, id, by string, at time.Time) error
+	// RevokedSince lists ids of tokens revoked at or after since.
+	RevokedSince(ctx context.Context, since time.Time) ([]string, error)
+
+	// AppendAudit links records to the chain's head and stores them
+	// atomically and durably, in order. Under the store's write lock it
+	// reads the head (or uses genesis for an empty chain), sets each
+	// record's Seq and PrevHash, and sets Hash = hash(record); the records
+	// are updated in place. Several processes may append concurrently.
+	AppendAudit(ctx context.Context, recs []AuditRecord, genesis []byte, hash func(*AuditRecord) []byte) error
+	// LastAudit returns the last record, or ErrNotFound on an empty chain.
+	LastAudit(ctx context.Context) (AuditRecord, error)
+	// ReadAudit returns up to limit records with Seq > after, in order.
+	ReadAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
+
+	Close() error
+}

