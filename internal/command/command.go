@@ -61,12 +61,17 @@ type Command struct {
 	Reads  []string
 	Writes []string
 	// Functions are the functions called, schema-qualified when qualified
-	// in the text ("pg_catalog.pg_read_file"), lower-cased.
+	// in the text ("pg_catalog.pg_read_file"), lower-cased unless quoted, as
+	// PostgreSQL resolves identifiers ("LOWER"(x) is not lower(x)).
 	Functions []string
 	// Risks are the flags raised by the statement, without duplicates.
 	Risks []Risk
 	// Prepared, for SQL EXECUTE, is the name of the prepared statement run;
-	// the adapter resolves it to the stored body's commands.
+	// the adapter resolves it to the stored body's commands (EXECUTE leaves
+	// Kind empty for that; EXPLAIN ANALYZE EXECUTE and CREATE TABLE AS
+	// EXECUTE are classified as opaque dynamic_sql instead). For PREPARE it is
+	// the name defined (the command carries the body's classification); for
+	// DEALLOCATE the name released, "*" for all (DEALLOCATE ALL, DISCARD ALL).
 	Prepared string
 }
 

@@ -1,6 +1,10 @@
 package pgsql
 
-import "testing"
+import (
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
 
 var benchQueries = []struct{ name, sql string }{
 	{"pgbench", "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"},
@@ -16,6 +20,7 @@ ORDER BY amount DESC
 LIMIT 50;`},
 }
 
+// BenchmarkClassify: go test ./internal/pgsql -run '^$' -bench Classify -benchmem
 func BenchmarkClassify(b *testing.B) {
 	for _, q := range benchQueries {
 		b.Run(q.name, func(b *testing.B) {
@@ -34,11 +39,37 @@ func BenchmarkClassify(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
-		b.ResetTimer()
 		for b.Loop() {
 			if _, err := c.Classify(sql); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// BenchmarkParts splits the cost: the parser (C parse + protobuf decode),
+// then weir's walk of the decoded tree.
+func BenchmarkParts(b *testing.B) {
+	for _, q := range benchQueries {
+		b.Run("parse/"+q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := pg_query.Parse(q.sql); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		tree, err := pg_query.Parse(q.sql)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("walk/"+q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := classifyTree(q.sql, tree); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

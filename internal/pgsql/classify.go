@@ -14,7 +14,11 @@
 // bytes, which the server would reject or truncate) is a *ParseError; a
 // statement that parses but that weir does not know how to classify (a
 // statement type added to the grammar after this file was written, a panic
-// in the walk) is a *ClassifyError. Neither ever yields a Command.
+// in the walk, a text nested deep enough to overflow the C parser's stack:
+// see depth.go) is a *ClassifyError. Neither ever yields a Command.
+//
+// Classifier adds a cache for the statements agents repeat; the commands it
+// returns are shared and read-only.
 //
 // What the classifier cannot know, because it needs the catalog: which
 // function an unqualified name resolves to when a user function shadows a
@@ -77,6 +81,9 @@ func Classify(sql string) ([]command.Command, error) {
 	}
 	if !utf8.ValidString(sql) {
 		return nil, &ParseError{Message: `invalid byte sequence for encoding "UTF8"`, Position: firstInvalidUTF8(sql) + 1}
+	}
+	if err := checkDepth(sql); err != nil {
+		return nil, err
 	}
 	tree, err := parse(sql)
 	if err != nil {
@@ -265,3 +272,8 @@ func atLeastWrite(k command.Kind) command.Kind {
 	}
 	return k
 }
+
+var (
+	_ error = (*ParseError)(nil)
+	_ error = (*ClassifyError)(nil)
+)

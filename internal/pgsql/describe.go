@@ -80,6 +80,12 @@ func describe(n *pg_query.Node) (stmtClass, *ClassifyError) {
 			return inner, err
 		}
 		if explainAnalyze(s.ExplainStmt.Options) {
+			if inner.verb == "EXECUTE" {
+				// Runs a prepared statement that weir does not see here, and
+				// adapters resolve only a plain EXECUTE: fail closed, as for
+				// CREATE TABLE AS EXECUTE.
+				return stmtClass{verb: "EXPLAIN", kind: command.KindWrite, risks: rDynamicSQL, prepared: inner.prepared}, nil
+			}
 			inner.verb = "EXPLAIN" // runs the statement: its class is the statement's
 			return inner, nil
 		}

@@ -28,6 +28,7 @@ const (
 	kRangeVar
 	kFuncCall
 	kAExpr
+	kSubLink  // x op ANY/ALL (subquery): the operator
 	kAConst   // constant: shape only, never its value
 	kParamRef // $n: shape only
 	kCTE      // CommonTableExpr
@@ -59,6 +60,7 @@ type typeInfo struct {
 	kind   nodeKind
 	seed   uint64 // hash of the type's name, mixed in for every message
 	fields []fieldInfo
+	md     protoreflect.MessageDescriptor
 	byNum  []int16                      // field number → index in fields, -1 to skip
 	with   protoreflect.FieldDescriptor // with_clause, when the type has one
 }
@@ -116,6 +118,7 @@ var hookKinds = map[string]nodeKind{
 	"RangeVar":            kRangeVar,
 	"FuncCall":            kFuncCall,
 	"A_Expr":              kAExpr,
+	"SubLink":             kSubLink,
 	"A_Const":             kAConst,
 	"ParamRef":            kParamRef,
 	"CommonTableExpr":     kCTE,
@@ -138,13 +141,24 @@ var hookKinds = map[string]nodeKind{
 // typeInfos is indexed by the message's index in pg_query.proto.
 var typeInfos = buildTypeInfos()
 
+// infoOf returns the type information of a parse-tree message. Every
+// message of a parse tree is a top-level message of pg_query.proto (a test
+// checks it); anything else is refused, through a panic that Classify turns
+// into a ClassifyError.
+func infoOf(md protoreflect.MessageDescriptor) *typeInfo {
+	if i := md.Index(); i < len(typeInfos) && typeInfos[i].md == md {
+		return typeInfos[i]
+	}
+	return nil
+}
+
 func buildTypeInfos() []*typeInfo {
 	msgs := pg_query.File_pg_query_proto.Messages()
 	out := make([]*typeInfo, msgs.Len())
 	for i := range out {
 		md := msgs.Get(i)
 		name := string(md.Name())
-		ti := &typeInfo{kind: hookKinds[name]}
+		ti := &typeInfo{kind: hookKinds[name], md: md}
 		h := newHash()
 		h.str(name)
 		ti.seed = h.v
@@ -274,7 +288,10 @@ func (c *collector) cteVisible(name string) bool {
 // whose relations the statement changes; it survives only the transparent
 // Node and List wrappers.
 func (c *collector) walk(m protoreflect.Message, write bool) {
-	ti := typeInfos[m.Descriptor().Index()]
+	ti := infoOf(m.Descriptor())
+	if ti == nil {
+		panic("pgsql: unexpected message type " + string(m.Descriptor().FullName()))
+	}
 	switch ti.kind {
 	case kNode, kList:
 		// Transparent: the write flag passes to the wrapped messages.
@@ -301,7 +318,19 @@ func (c *collector) walk(m protoreflect.Message, write bool) {
 		fc := m.Interface().(*pg_query.FuncCall)
 		c.call(fc.Funcname, fc.Args)
 	case kAExpr:
-		c.operator(m.Interface().(*pg_query.A_Expr))
+		ae := m.Interface().(*pg_query.A_Expr)
+		switch ae.Kind {
+		case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_OP_ANY,
+			pg_query.A_Expr_Kind_AEXPR_OP_ALL, pg_query.A_Expr_Kind_AEXPR_DISTINCT,
+			pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NULLIF,
+			pg_query.A_Expr_Kind_AEXPR_IN, pg_query.A_Expr_Kind_AEXPR_LIKE,
+			pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+			c.operator(ae.Name)
+		}
+	case kSubLink:
+		if sl := m.Interface().(*pg_query.SubLink); len(sl.OperName) > 0 {
+			c.operator(sl.OperName)
+		}
 	case kCTE:
 		c.cteDepth++
 	case kDML:
@@ -420,7 +449,7 @@ func (c *collector) scalar(k protoreflect.Kind, v protoreflect.Value) {
 // name is visible in every CTE; otherwise a CTE sees only the ones before it
 // (a reference to a later one is to a table of that name).
 func (c *collector) withClause(wc *pg_query.WithClause) {
-	c.h.u64(typeInfos[wc.ProtoReflect().Descriptor().Index()].seed)
+	c.h.u64(infoOf(wc.ProtoReflect().Descriptor()).seed)
 	if wc.Recursive {
 		c.h.u64(1)
 		for _, n := range wc.Ctes {
@@ -563,6 +592,9 @@ func regclassName(s string) (string, bool) {
 		}
 		if i < len(s) && s[i] == '"' {
 			i++
+			if i < len(s) && s[i] == '"' && (i+1 == len(s) || s[i+1] != '"') {
+				return "", false // "": a zero-length name
+			}
 			for {
 				if i >= len(s) {
 					return "", false
@@ -607,20 +639,12 @@ func regclassName(s string) (string, bool) {
 	}
 }
 
-// operator checks an operator expression: an operator outside the core set,
-// or qualified with a schema other than pg_catalog, runs a user function.
-func (c *collector) operator(ae *pg_query.A_Expr) {
-	switch ae.Kind {
-	case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_OP_ANY,
-		pg_query.A_Expr_Kind_AEXPR_OP_ALL, pg_query.A_Expr_Kind_AEXPR_DISTINCT,
-		pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NULLIF,
-		pg_query.A_Expr_Kind_AEXPR_IN, pg_query.A_Expr_Kind_AEXPR_LIKE,
-		pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
-	default:
-		return
-	}
+// operator checks the name of an operator: one outside the core set, or
+// qualified with a schema other than pg_catalog, runs a user function.
+// (BETWEEN and the like are spelled with keywords, not operator names.)
+func (c *collector) operator(list []*pg_query.Node) {
 	var buf [2]string
-	parts, ok := nameParts(ae.Name, buf[:0])
+	parts, ok := nameParts(list, buf[:0])
 	if ok {
 		switch {
 		case len(parts) == 1 && builtinOperators[parts[0]]:
