@@ -47,25 +47,42 @@ type Event struct {
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit log closed")
 
-// maxBatch bounds one store transaction.
-const maxBatch = 1024
+// maxBatch bounds one store append.
+const maxBatch = 4096
+
+// asyncDelay is how long a record appended with Enqueue may wait for a
+// durable append to ride along with.
+const asyncDelay = 20 * time.Millisecond
 
 // Writer appends events to the chain in the store.
+//
+// It is a leader-based group commit: the caller of Append that finds no
+// write in progress writes the whole queue itself (its own record and
+// whatever others queued meanwhile) and wakes the others; callers that
+// arrive during a write queue up for the next one. At low concurrency this
+// costs no goroutine hand-off; under load, one store append serves many
+// commands. Records from Enqueue (results, notes) never start a write of
+// their own unless asyncDelay passes without one.
 type Writer struct {
-	st   store.Store
-	in   chan *pending
-	done chan struct{}
+	st store.Store
 
-	// OnError, when set, is told of every failed batch (for the log).
+	// OnError, when set, is told of every failed append (for the log).
 	OnError func(error)
 
-	mu     sync.Mutex // guards closed
-	closed bool
+	mu      sync.Mutex
+	queue   []*pending
+	spare   []*pending
+	writing bool
+	closed  bool
+	idle    *sync.Cond // signalled when a write ends (Close waits on it)
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 type pending struct {
 	rec  store.AuditRecord
-	errc chan error
+	errc chan error // nil for Enqueue'd records
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{errc: make(chan error, 1)} }}
@@ -75,8 +92,9 @@ func NewWriter(ctx context.Context, st store.Store) (*Writer, error) {
 	if _, err := st.LastAudit(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("reading audit chain head: %w", err)
 	}
-	w := &Writer{st: st, in: make(chan *pending, maxBatch), done: make(chan struct{})}
-	go w.loop()
+	w := &Writer{st: st, stop: make(chan struct{}), done: make(chan struct{})}
+	w.idle = sync.NewCond(&w.mu)
+	go w.flushLoop()
 	return w, nil
 }
 
@@ -87,89 +105,82 @@ func genesisHash() []byte {
 	return h[:]
 }
 
-// Append adds ev to the chain and returns once it is stored (or failed).
-// A caller that gets an error must not forward the command it describes.
-func (w *Writer) Append(ctx context.Context, ev Event) error {
+func newRecord(ev *Event) (store.AuditRecord, error) {
 	data, err := json.Marshal(ev.Data)
 	if err != nil {
-		return fmt.Errorf("encoding audit event: %w", err)
+		return store.AuditRecord{}, fmt.Errorf("encoding audit event: %w", err)
 	}
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	return store.AuditRecord{Time: ev.Time.UTC(), Type: ev.Type, SessionID: ev.SessionID, Agent: ev.Agent, Target: ev.Target, Data: data}, nil
+}
+
+// Append adds ev to the chain and returns once it is stored (or failed).
+// A caller that gets an error must not forward the command it describes.
+func (w *Writer) Append(ctx context.Context, ev Event) error {
+	rec, err := newRecord(&ev)
+	if err != nil {
+		return err
+	}
 	p := pendingPool.Get().(*pending)
-	p.rec = store.AuditRecord{Time: ev.Time.UTC(), Type: ev.Type, SessionID: ev.SessionID, Agent: ev.Agent, Target: ev.Target, Data: data}
+	p.rec = rec
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return ErrClosed
 	}
-	w.in <- p
-	w.mu.Unlock()
-	select {
-	case err = <-p.errc:
-		p.rec = store.AuditRecord{}
-		pendingPool.Put(p)
-		return err
-	case <-ctx.Done():
-		// The record may still be written; the pending struct is abandoned
-		// to the loop, which never blocks on errc (buffered).
-		return ctx.Err()
+	w.queue = append(w.queue, p)
+	if w.writing {
+		w.mu.Unlock()
+		select {
+		case err = <-p.errc:
+		case <-ctx.Done():
+			// The record may still be written; p is abandoned to the
+			// writer, which never blocks on errc (buffered).
+			return ctx.Err()
+		}
+	} else {
+		w.lead() // unlocks w.mu
+		err = <-p.errc
 	}
+	p.rec = store.AuditRecord{}
+	pendingPool.Put(p)
+	return err
 }
 
 // Enqueue adds ev to the chain without waiting for it to be stored, for
-// records written after the fact (results, notes). Errors are logged by the
-// writer's loop, which cannot refuse anything any more.
+// records written after the fact (results, notes). A failure is reported
+// to OnError: nothing can be refused any more.
 func (w *Writer) Enqueue(ev Event) {
-	data, err := json.Marshal(ev.Data)
+	rec, err := newRecord(&ev)
 	if err != nil {
+		if w.OnError != nil {
+			w.OnError(err)
+		}
 		return
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	p := &pending{rec: store.AuditRecord{Time: ev.Time.UTC(), Type: ev.Type, SessionID: ev.SessionID, Agent: ev.Agent, Target: ev.Target, Data: data}}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.in <- p
-	}
-}
-
-// Close stops the writer after the queued events are written.
-func (w *Writer) Close() {
 	w.mu.Lock()
 	if !w.closed {
-		w.closed = true
-		close(w.in)
+		w.queue = append(w.queue, &pending{rec: rec})
 	}
 	w.mu.Unlock()
-	<-w.done
 }
 
-func (w *Writer) loop() {
-	defer close(w.done)
-	batch := make([]*pending, 0, maxBatch)
-	recs := make([]store.AuditRecord, 0, maxBatch)
-	for {
-		p, ok := <-w.in
-		if !ok {
-			return
+// lead writes queued records until the queue is empty. Called with w.mu
+// held and w.writing false; returns with w.mu released.
+func (w *Writer) lead() {
+	w.writing = true
+	var recs []store.AuditRecord
+	for len(w.queue) > 0 {
+		batch := w.queue
+		if len(batch) > maxBatch {
+			batch = batch[:maxBatch]
 		}
-		batch = append(batch[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case p, ok := <-w.in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
+		rest := w.queue[len(batch):]
+		w.queue = append(w.spare[:0], rest...)
+		w.mu.Unlock()
+
 		recs = recs[:0]
 		for _, p := range batch {
 			recs = append(recs, p.rec)
@@ -177,29 +188,73 @@ func (w *Writer) loop() {
 		err := w.st.AppendAudit(context.Background(), recs, genesisHash(), Hash)
 		if err != nil {
 			err = fmt.Errorf("audit store refused the record: %w", err)
+			if w.OnError != nil {
+				w.OnError(err)
+			}
 		}
-		if err != nil && w.OnError != nil {
-			w.OnError(err)
-		}
-		for _, p := range batch {
+		for i, p := range batch {
 			if p.errc != nil {
 				p.errc <- err
 			}
+			batch[i] = nil
 		}
+		w.mu.Lock()
+		w.spare = batch[:0]
 	}
+	w.writing = false
+	w.idle.Broadcast()
+	w.mu.Unlock()
+}
+
+// flushLoop writes Enqueue'd records that found no durable append to ride
+// along with.
+func (w *Writer) flushLoop() {
+	defer close(w.done)
+	t := time.NewTicker(asyncDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		if w.writing || len(w.queue) == 0 {
+			w.mu.Unlock()
+			continue
+		}
+		w.lead()
+	}
+}
+
+// Close writes what is queued and stops the writer.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	close(w.stop)
+	for w.writing {
+		w.idle.Wait()
+	}
+	if len(w.queue) > 0 {
+		w.lead()
+	} else {
+		w.mu.Unlock()
+	}
+	<-w.done
 }
 
 // AppendOne appends one event directly, for short-lived processes (the CLI)
 // that have no Writer.
 func AppendOne(ctx context.Context, st store.Store, ev Event) error {
-	data, err := json.Marshal(ev.Data)
+	rec, err := newRecord(&ev)
 	if err != nil {
-		return fmt.Errorf("encoding audit event: %w", err)
+		return err
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	recs := []store.AuditRecord{{Time: ev.Time.UTC(), Type: ev.Type, SessionID: ev.SessionID, Agent: ev.Agent, Target: ev.Target, Data: data}}
+	recs := []store.AuditRecord{rec}
 	if err := st.AppendAudit(ctx, recs, genesisHash(), Hash); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
@@ -238,6 +293,11 @@ func Verify(ctx context.Context, st store.Store) (Report, error) {
 	var after int64
 	for {
 		recs, err := st.ReadAudit(ctx, after, 5000)
+		var corrupt *store.CorruptRecordError
+		if errors.As(err, &corrupt) {
+			rep.BrokenAt, rep.Problem = after+1, corrupt.Error()
+			return rep, nil
+		}
 		if err != nil {
 			return rep, err
 		}

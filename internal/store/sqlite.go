@@ -8,16 +8,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
 )
 
-// SQLite is the embedded store: one file in data_dir, safe for the server
-// and CLI commands to open at the same time (WAL mode, busy timeout).
+// SQLite is the embedded store in data_dir: keys and tokens in weir.db
+// (WAL mode, busy timeout, so the server and CLI commands can open it at
+// the same time) and the audit chain in audit.jsonl (see auditLog).
 type SQLite struct {
-	db *sql.DB
+	db    *sql.DB
+	audit *auditLog
 }
 
 const sqliteSchema = `
@@ -38,18 +39,6 @@ CREATE TABLE IF NOT EXISTS tokens (
 	revoked_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) WHERE revoked_at > 0;
-CREATE TABLE IF NOT EXISTS audit (
-	seq INTEGER PRIMARY KEY,
-	time INTEGER NOT NULL,
-	type TEXT NOT NULL,
-	session_id TEXT NOT NULL,
-	agent TEXT NOT NULL,
-	target TEXT NOT NULL,
-	data BLOB NOT NULL,
-	prev_hash BLOB NOT NULL,
-	hash BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_session ON audit(session_id) WHERE session_id != '';
 `
 
 // OpenSQLite opens (creating if needed) the store at dir/weir.db. With
@@ -77,10 +66,18 @@ func OpenSQLite(dir string, fsync bool) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("securing store %s: %w", path, err)
 	}
-	return &SQLite{db: db}, nil
+	al, err := openAuditLog(filepath.Join(dir, "audit.jsonl"), fsync)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &SQLite{db: db, audit: al}
+	return s, nil
 }
 
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	return errors.Join(s.db.Close(), s.audit.close())
+}
 
 func (s *SQLite) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, private_key, created_at FROM signing_keys ORDER BY created_at DESC, id`)
@@ -203,86 +200,17 @@ func (s *SQLite) RevokedSince(ctx context.Context, since time.Time) ([]string, e
 	return ids, rows.Err()
 }
 
-func (s *SQLite) AppendAudit(ctx context.Context, recs []AuditRecord, genesis []byte, hash func(*AuditRecord) []byte) error {
+func (s *SQLite) AppendAudit(_ context.Context, recs []AuditRecord, genesis []byte, hash func(*AuditRecord) []byte) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	// BEGIN IMMEDIATE (see _txlock): the head read below cannot change
-	// under us, even with the CLI appending from another process.
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var seq int64
-	prev := genesis
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	for i := range recs {
-		seq++
-		recs[i].Seq = seq
-		recs[i].PrevHash = prev
-		recs[i].Hash = hash(&recs[i])
-		prev = recs[i].Hash
-	}
-	// One multi-row INSERT per chunk: far fewer round trips through the
-	// driver than a statement per record (SQLite allows 32766 variables).
-	const cols = 9
-	const chunk = 500
-	for start := 0; start < len(recs); start += chunk {
-		end := min(start+chunk, len(recs))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO audit(seq, time, type, session_id, agent, target, data, prev_hash, hash) VALUES `)
-		args := make([]any, 0, (end-start)*cols)
-		for i, r := range recs[start:end] {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?)")
-			args = append(args, r.Seq, r.Time.UnixNano(), r.Type, r.SessionID, r.Agent, r.Target, r.Data, r.PrevHash, r.Hash)
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return s.audit.append(recs, genesis, hash)
 }
 
-const auditColumns = `seq, time, type, session_id, agent, target, data, prev_hash, hash`
-
-func scanAudit(r scanner) (AuditRecord, error) {
-	var a AuditRecord
-	var ts int64
-	err := r.Scan(&a.Seq, &ts, &a.Type, &a.SessionID, &a.Agent, &a.Target, &a.Data, &a.PrevHash, &a.Hash)
-	a.Time = time.Unix(0, ts).UTC()
-	return a, err
-}
-
-func (s *SQLite) LastAudit(ctx context.Context) (AuditRecord, error) {
-	a, err := scanAudit(s.db.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY seq DESC LIMIT 1`))
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, ErrNotFound
-	}
-	return a, err
-}
+func (s *SQLite) LastAudit(context.Context) (AuditRecord, error) { return s.audit.last() }
 
 func (s *SQLite) ReadAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditRecord
-	for rows.Next() {
-		a, err := scanAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return s.audit.read(ctx, after, limit)
 }
 
 var _ Store = (*SQLite)(nil)
