@@ -6,6 +6,8 @@
 #   DURATION=5 bench/pgbench.sh           # quicker
 #   WEIR_BIN=/path/to/weir bench/pgbench.sh   # use this binary instead of building ./cmd/weir
 #   KEEP=1 bench/pgbench.sh               # keep the work directory (logs) afterwards
+#   MODES=prepared CLIENTS=8 PATHS=weir RECORD=0 bench/pgbench.sh   # one cell, not recorded (profiling)
+#   WEIR_CPUPROFILE=/tmp/weir.prof ...    # weir writes a CPU profile when it stops
 #
 # For each of -M simple / -M prepared and -c 1 / -c 8 (-j = min(c, 2)) it runs
 # `pgbench -n -S -T $DURATION` against each path, prints a markdown table and
@@ -19,6 +21,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 DURATION=${DURATION:-15}
+MODES=${MODES:-simple prepared}
+CLIENTS=${CLIENTS:-1 8}
+PATHS=${PATHS:-direct pgbouncer weir}
+RECORD=${RECORD:-1}
 SCALE=${SCALE:-10}
 PG_PORT=${PG_PORT:-56432}
 PGB_PORT=${PGB_PORT:-56433}
@@ -272,11 +278,15 @@ say "warm-up (3 s, direct, not recorded)"
 PGSSLMODE=disable "$PGBENCH" -p "$PG_PORT" -n -S -c 2 -j 2 -T 3 >/dev/null 2>&1 || true
 
 rows=()
-for mode in simple prepared; do
-	for c in 1 8; do
-		read -r d_tps d_lat < <(run direct "$PG_PORT" disable "$BENCH_PW" "$mode" "$c")
-		read -r b_tps b_lat < <(run pgbouncer "$PGB_PORT" disable "$BENCH_PW" "$mode" "$c")
-		if [[ -z $WEIR_SKIP ]]; then
+want() { [[ " $PATHS " == *" $1 "* ]]; }
+for mode in $MODES; do
+	for c in $CLIENTS; do
+		d_tps=- d_lat=- b_tps=- b_lat=- w_tps=- w_lat=-
+		if want direct; then read -r d_tps d_lat < <(run direct "$PG_PORT" disable "$BENCH_PW" "$mode" "$c"); fi
+		if want pgbouncer; then read -r b_tps b_lat < <(run pgbouncer "$PGB_PORT" disable "$BENCH_PW" "$mode" "$c"); fi
+		if ! want weir; then
+			:
+		elif [[ -z $WEIR_SKIP ]]; then
 			read -r w_tps w_lat < <(run weir "$WEIR_PORT" disable "$WEIR_TOKEN" "$mode" "$c")
 		else
 			w_tps=skipped w_lat=—
@@ -284,7 +294,7 @@ for mode in simple prepared; do
 		rows+=("| $mode | $c | $d_tps | $b_tps | $w_tps | $(ratio "$w_tps" "$b_tps") | $(ratio "$w_tps" "$d_tps") | $d_lat | $b_lat | $w_lat |")
 	done
 done
-if [[ -z $WEIR_SKIP ]]; then
+if [[ -z $WEIR_SKIP ]] && want weir && [[ $MODES == "simple prepared" ]]; then
 	read -r t_tps t_lat < <(run weir-tls "$WEIR_PORT" require "$WEIR_TOKEN" simple 8)
 	rows+=("| simple, weir over TLS (PGSSLMODE=require) | 8 | — | — | $t_tps | — | — | — | — | $t_lat |")
 fi
@@ -320,6 +330,10 @@ EOF
 
 echo
 echo "$report"
+if [[ $RECORD != 1 ]]; then
+	say "RECORD=$RECORD: not appending to bench/RESULTS.md"
+	exit 0
+fi
 if [[ ! -f bench/RESULTS.md ]]; then
 	cat >bench/RESULTS.md <<'EOF'
 # Benchmark results

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -62,6 +63,18 @@ func serveCmd() *cobra.Command {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
+			}
+			if path := os.Getenv("WEIR_CPUPROFILE"); path != "" {
+				// For benchmarks: profile the whole serve run.
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			return serve(cmd.Context(), cfg, log)
 		},

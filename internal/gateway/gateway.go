@@ -51,9 +51,9 @@ type Gateway struct {
 // New builds a gateway. The policy is compiled here, so a bad rule stops
 // the start with its position.
 func New(cfg *config.Config, st store.Store, auth *identity.Authority, aw *audit.Writer, log *slog.Logger) (*Gateway, error) {
-	eng, err := policy.Compile(cfg.Policy.Rules)
+	eng, err := policy.CompileFile(cfg.Path, cfg.Policy.Rules)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		return nil, err
 	}
 	return &Gateway{cfg: cfg, auth: auth, policy: eng, audit: aw, store: st, log: log, now: time.Now,
 		sessions: map[string]*Session{}, stop: make(chan struct{})}, nil

@@ -106,12 +106,16 @@ type Engine struct {
 
 // CompileError locates a bad rule.
 type CompileError struct {
+	File string
 	Rule string
 	Line int
 	Msg  string
 }
 
 func (e *CompileError) Error() string {
+	if e.File != "" && e.Line > 0 {
+		return fmt.Sprintf("%s:%d: policy rule %q: %s", e.File, e.Line, e.Rule, e.Msg)
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: policy rule %q: %s", e.Line, e.Rule, e.Msg)
 	}
@@ -131,7 +135,10 @@ func newEnv() (*cel.Env, error) {
 }
 
 // Compile builds an engine from config rules.
-func Compile(rules []config.Rule) (*Engine, error) {
+func Compile(rules []config.Rule) (*Engine, error) { return CompileFile("", rules) }
+
+// CompileFile is Compile with the config file named in errors.
+func CompileFile(file string, rules []config.Rule) (*Engine, error) {
 	env, err := newEnv()
 	if err != nil {
 		return nil, fmt.Errorf("policy environment: %w", err)
@@ -141,16 +148,16 @@ func Compile(rules []config.Rule) (*Engine, error) {
 	for _, r := range rules {
 		ast, iss := env.Compile(r.When)
 		if iss.Err() != nil {
-			errs = append(errs, &CompileError{Rule: r.Name, Line: r.Line, Msg: strings.ReplaceAll(iss.Err().Error(), "\n", "\n    ")})
+			errs = append(errs, &CompileError{File: file, Rule: r.Name, Line: r.Line, Msg: strings.ReplaceAll(iss.Err().Error(), "\n", "\n    ")})
 			continue
 		}
 		if ast.OutputType() != cel.BoolType {
-			errs = append(errs, &CompileError{Rule: r.Name, Line: r.Line, Msg: fmt.Sprintf("condition must be true/false, but it is %s", ast.OutputType())})
+			errs = append(errs, &CompileError{File: file, Rule: r.Name, Line: r.Line, Msg: fmt.Sprintf("condition must be true/false, but it is %s", ast.OutputType())})
 			continue
 		}
 		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
-			errs = append(errs, &CompileError{Rule: r.Name, Line: r.Line, Msg: err.Error()})
+			errs = append(errs, &CompileError{File: file, Rule: r.Name, Line: r.Line, Msg: err.Error()})
 			continue
 		}
 		e.rules = append(e.rules, rule{name: r.Name, action: Action(r.Action), message: r.Message, prg: prg})

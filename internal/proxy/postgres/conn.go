@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,7 +64,16 @@ type clientConn struct {
 	units      []unit
 
 	termOnce  sync.Once
-	endReason string
+	endReason atomic.Pointer[string] // why the session ended, for the audit record
+}
+
+func (c *clientConn) setEnd(reason string) { c.endReason.Store(&reason) }
+
+func (c *clientConn) end() string {
+	if r := c.endReason.Load(); r != nil {
+		return *r
+	}
+	return "client disconnected"
 }
 
 type prepared struct {
@@ -122,7 +132,7 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 		c.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
 	}
 	c.send(&pgproto3.AuthenticationCleartextPassword{})
-	if err := c.cw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return
 	}
 	typ, _, body, err := c.cr.next()
@@ -157,8 +167,8 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 		return
 	}
 	c.session = sess
-	c.endReason = "client disconnected"
-	defer func() { sess.End(c.endReason) }()
+	c.setEnd("client disconnected")
+	defer func() { sess.End(c.end()) }()
 	c.target = c.srv.upstreams[database]
 	if c.target == nil {
 		c.fatalStartup("3D000", fmt.Sprintf("target %q is not a PostgreSQL target", database))
@@ -168,7 +178,7 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 		ref := sess.ID
 		c.srv.log.Error("upstream connection failed", "session", ref, "target", database, "err", err)
 		c.fatalStartup("08006", fmt.Sprintf("weir could not connect to target %q (reference %s); the weir operator can find the cause in weir's log", database, ref))
-		c.endReason = "upstream connection failed"
+		c.setEnd("upstream connection failed")
 		return
 	}
 	defer c.up.Close()
@@ -177,7 +187,7 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 	rand.Read(c.cancelSecret[:])
 	c.send(&pgproto3.BackendKeyData{ProcessID: c.pid, SecretKey: c.cancelSecret[:]})
 	c.send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	if err := c.cw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return
 	}
 	c.raw.SetDeadline(time.Time{})
@@ -190,7 +200,7 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 	go func() {
 		select {
 		case <-sess.Done():
-			c.endReason = sess.Reason()
+			c.setEnd(sess.Reason())
 			c.terminate(sess.Reason(), "57P01")
 		case <-relayDone:
 		}
@@ -330,6 +340,12 @@ func (c *clientConn) send(m pgproto3.BackendMessage) {
 	c.cwMu.Unlock()
 }
 
+func (c *clientConn) flush() error {
+	c.cwMu.Lock()
+	defer c.cwMu.Unlock()
+	return c.cw.Flush()
+}
+
 func (c *clientConn) fatalStartup(code, msg string) {
 	c.cwMu.Lock()
 	defer c.cwMu.Unlock()
@@ -373,17 +389,17 @@ func (c *clientConn) serveClient() {
 			if errors.As(err, &fe) {
 				c.protocolViolation(fe.msg)
 			} else {
-				c.endReason = "upstream write failed"
+				c.setEnd("upstream write failed")
 			}
 			return
 		}
 		if typ == 'X' {
-			c.endReason = "client terminated"
+			c.setEnd("client terminated")
 			return
 		}
 		if !c.cr.buffered() {
 			if err := c.uw.Flush(); err != nil {
-				c.endReason = "upstream write failed"
+				c.setEnd("upstream write failed")
 				return
 			}
 		}
@@ -391,7 +407,7 @@ func (c *clientConn) serveClient() {
 }
 
 func (c *clientConn) protocolViolation(msg string) {
-	c.endReason = "protocol violation: " + msg
+	c.setEnd("protocol violation: " + msg)
 	c.session.Note("protocol_violation", map[string]any{"detail": msg})
 	c.terminate(msg, "08P01")
 }
@@ -503,8 +519,8 @@ func (c *clientConn) classify(text, via string) (gateway.Request, string) {
 func mergeExecute(exec, body *command.Command) command.Command {
 	m := *exec
 	m.Kind = body.Kind
-	m.Reads = body.Reads
-	m.Writes = body.Writes
+	m.Reads = append(slices.Clone(body.Reads), exec.Reads...)
+	m.Writes = append(slices.Clone(body.Writes), exec.Writes...)
 	m.Functions = append(slices.Clone(body.Functions), exec.Functions...)
 	m.Risks = append(slices.Clone(body.Risks), exec.Risks...)
 	return m
@@ -730,7 +746,7 @@ func (c *clientConn) relay() {
 			name, rest, _ := cstring(body)
 			val, _, _ := cstring(rest)
 			if name == "client_encoding" && !safeEncoding(val) {
-				c.endReason = "client_encoding changed to " + val
+				c.setEnd("client_encoding changed to " + val)
 				c.terminate(fmt.Sprintf("client_encoding %q is not allowed through weir", val), "0A000")
 				return
 			}
