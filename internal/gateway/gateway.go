@@ -15,10 +15,12 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,6 +238,9 @@ type Session struct {
 	denied     atomic.Int64
 	rows       atomic.Int64
 
+	cacheMu sync.Mutex
+	cache   map[*command.Command]*decision
+
 	endOnce  sync.Once
 	doneOnce sync.Once
 	done     chan struct{}
@@ -306,7 +311,62 @@ type commandEvent struct {
 	Reason    string          `json:"reason,omitempty"`
 	EvalError string          `json:"eval_error,omitempty"`
 	TokenID   string          `json:"token_id"`
-	Commands  []commandRecord `json:"commands"`
+	Commands  json.RawMessage `json:"commands"`
+}
+
+func encodeCommands(cmds []command.Command) json.RawMessage {
+	recs := make([]commandRecord, len(cmds))
+	for i := range cmds {
+		c := &cmds[i]
+		recs[i] = commandRecord{Verb: c.Verb, Kind: string(c.Kind), Text: c.Text, Fingerprint: c.Fingerprint,
+			Reads: c.Reads, Writes: c.Writes, Functions: c.Functions, Risks: risks(c.Risks)}
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return json.RawMessage(`[]`) // cannot happen: plain strings and lists
+	}
+	return b
+}
+
+// decision is the policy's verdict on one command list, with its audit
+// encoding. Everything a rule sees is fixed for a session except the
+// commands, so a prepared statement executed many times is decided and
+// encoded once.
+type decision struct {
+	cmds     []command.Command // held so the key's address cannot be reused
+	decision policy.Decision
+	public   string
+	sqlState string
+	encoded  json.RawMessage
+}
+
+const maxDecided = 256
+
+func (s *Session) decided(cmds []command.Command) *decision {
+	var key *command.Command
+	if len(cmds) > 0 {
+		// Keyed by the slice's identity: adapters hand the same slice for
+		// every execution of a prepared statement (and the classifier's
+		// cache the same slice for the same text).
+		key = &cmds[0]
+		s.cacheMu.Lock()
+		d, ok := s.cache[key]
+		s.cacheMu.Unlock()
+		if ok && len(d.cmds) == len(cmds) {
+			return d
+		}
+	}
+	d := &decision{cmds: cmds, decision: s.g.policy.Decide(&s.input, cmds), encoded: encodeCommands(cmds)}
+	d.public, d.sqlState = publicMessage(&d.decision, cmds)
+	if key != nil {
+		s.cacheMu.Lock()
+		if s.cache == nil || len(s.cache) >= maxDecided {
+			s.cache = make(map[*command.Command]*decision)
+		}
+		s.cache[key] = d
+		s.cacheMu.Unlock()
+	}
+	return d
 }
 
 // Precheck evaluates the policy on commands without recording anything.
@@ -317,7 +377,7 @@ func (s *Session) Precheck(cmds []command.Command) Verdict {
 	if s.Reason() != "" {
 		return Verdict{Decision: policy.Decision{Action: policy.Deny, Rule: "weir"}}
 	}
-	return Verdict{Decision: s.g.policy.Decide(&s.input, cmds)}
+	return Verdict{Decision: s.decided(cmds).decision}
 }
 
 // Decide decides on a request and makes its audit record durable. Only an
@@ -333,19 +393,18 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 		v.Decision = policy.Decision{Action: policy.Deny, Rule: "weir", Command: 0}
 		v.Public = "this session has ended: " + s.Reason()
 		v.SQLState = "57P01"
-	default:
-		v.Decision = s.g.policy.Decide(&s.input, req.Commands)
-		v.Public, v.SQLState = publicMessage(&v.Decision, req.Commands)
+	}
+	var encoded json.RawMessage
+	if req.Refusal == "" && s.Reason() == "" {
+		e := s.decided(req.Commands)
+		v.Decision, v.Public, v.SQLState, encoded = e.decision, e.public, e.sqlState, e.encoded
+	} else {
+		encoded = encodeCommands(req.Commands)
 	}
 	ev := commandEvent{Seq: v.Seq, Via: req.Via, Decision: string(v.Action), Rule: v.Rule, EvalError: v.EvalError, TokenID: s.Claims.ID,
-		Commands: make([]commandRecord, len(req.Commands))}
+		Commands: encoded}
 	if !v.Allowed() {
 		ev.Reason = v.Public
-	}
-	for i := range req.Commands {
-		c := &req.Commands[i]
-		ev.Commands[i] = commandRecord{Verb: c.Verb, Kind: string(c.Kind), Text: c.Text, Fingerprint: c.Fingerprint,
-			Reads: c.Reads, Writes: c.Writes, Functions: c.Functions, Risks: risks(c.Risks)}
 	}
 	s.statements.Add(int64(len(req.Commands)))
 	if err := s.g.audit.Append(ctx, audit.Event{Type: audit.TypeCommand, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: &ev}); err != nil {
@@ -358,6 +417,17 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 		s.denied.Add(1)
 	}
 	return v
+}
+
+func joinRisks(rs []command.Risk) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(r))
+	}
+	return b.String()
 }
 
 func risks(rs []command.Risk) []string {
@@ -383,6 +453,10 @@ func publicMessage(d *policy.Decision, cmds []command.Command) (string, string) 
 		what = c.Verb
 		if len(cmds) > 1 {
 			what = fmt.Sprintf("statement %d of %d (%s)", d.Command+1, len(cmds), c.Verb)
+		}
+		// Say what weir saw, so the agent knows which part to change.
+		if len(c.Risks) > 0 {
+			what += fmt.Sprintf(" [%s]", joinRisks(c.Risks))
 		}
 	}
 	var msg string
