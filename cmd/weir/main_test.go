@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/weir-gw/weir/internal/audit"
 )
 
 func writeConfig(t *testing.T, policy string) string {
@@ -120,5 +123,62 @@ func TestMissingConfig(t *testing.T) {
 	_, _, err := weir(t, "token", "list", "--config", "/nonexistent/weir.yaml")
 	if err == nil || !strings.Contains(err.Error(), "reading config") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSessionsReplayExportVerify(t *testing.T) {
+	cfg := writeConfig(t, readsRule)
+	env, err := openEnvPath(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, ev := range []audit.Event{
+		{Type: audit.TypeSessionStart, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"protocol": "postgres", "client_addr": "127.0.0.1:5000", "token_id": "tok_1", "context": map[string]any{"attested": map[string]string{"ticket": "OPS-12"}}}},
+		{Type: audit.TypeCommand, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 1, "decision": "allow", "rule": "reads", "via": "query", "commands": []map[string]string{{"text": "SELECT 1"}}}},
+		{Type: audit.TypeResult, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 1, "rows": 1, "duration_ms": 0.5}},
+		{Type: audit.TypeCommand, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 2, "decision": "deny", "rule": "no-ddl", "reason": "weir: no", "commands": []map[string]string{{"text": "DROP TABLE t"}}}},
+		{Type: audit.TypeSessionEnd, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"reason": "client terminated", "statements": 2, "denied": 1}},
+	} {
+		if err := audit.AppendOne(ctx, env.st, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := audit.Checkpoint(ctx, env.st, env.auth, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	env.close()
+
+	out, _, err := weir(t, "sessions", "list", "--config", cfg, "--agent", "ci-bot")
+	if err != nil || !strings.Contains(out, "s_1") || !strings.Contains(out, "ticket=OPS-12") {
+		t.Fatalf("sessions list: %v\n%s", err, out)
+	}
+	out, _, err = weir(t, "replay", "--config", cfg, "s_1")
+	for _, want := range []string{"orders=> SELECT 1;", `allowed by rule "reads"`, "#1 ok: 1 rows", "orders=> DROP TABLE t;", `DENY by rule "no-ddl"`, "2 statements, 1 denied"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("replay lacks %q: %v\n%s", want, err, out)
+		}
+	}
+	if _, _, err := weir(t, "replay", "--config", cfg, "s_nosuch"); err == nil {
+		t.Fatal("replay of an unknown session succeeded")
+	}
+	pub, _, err := weir(t, "audit", "pubkey", "--config", cfg)
+	if err != nil || !strings.Contains(pub, "BEGIN PUBLIC KEY") {
+		t.Fatalf("pubkey: %v %s", err, pub)
+	}
+	export, _, err := weir(t, "audit", "export", "--config", cfg)
+	if err != nil || strings.Count(export, "\n") != 6 {
+		t.Fatalf("export: %v\n%s", err, export)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "weir.pub"), []byte(pub), 0o600)
+	os.WriteFile(filepath.Join(dir, "export.jsonl"), []byte(export), 0o600)
+	out, _, err = weir(t, "audit", "verify", "--config", cfg, "--file", filepath.Join(dir, "export.jsonl"), "--key", filepath.Join(dir, "weir.pub"))
+	if err != nil || !strings.Contains(out, "ok: 6 records, chain intact, 1 signed checkpoints") {
+		t.Fatalf("offline verify: %v %s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "export.jsonl"), []byte(strings.Replace(export, "DROP TABLE t", "SELECT 2", 1)), 0o600)
+	if _, _, err = weir(t, "audit", "verify", "--config", cfg, "--file", filepath.Join(dir, "export.jsonl"), "--key", filepath.Join(dir, "weir.pub")); err == nil || !strings.Contains(err.Error(), "broken at record 4") {
+		t.Fatalf("tampered export: %v", err)
 	}
 }

@@ -35,7 +35,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
-	root.AddCommand(serveCmd(), tokenCmd(), auditCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), auditCmd(), sessionsCmd(), replayCmd())
 	return root
 }
 
@@ -105,6 +105,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	gw.Start(time.Second)
 	defer gw.Close()
+	stopCheckpoints := startCheckpoints(st, auth, cfg.Audit.CheckpointInterval, log)
+	defer stopCheckpoints()
 
 	tlsCfg, err := tlsutil.ServerConfig(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.DataDir)
 	if err != nil {
@@ -332,35 +334,4 @@ func localAdmin() string {
 		return "local:" + u.Username
 	}
 	return "local:unknown"
-}
-
-func auditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Verify the audit log"}
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Check the audit hash chain; exit 0 iff it is intact",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			rep, err := audit.Verify(cmd.Context(), st)
-			if err != nil {
-				return err
-			}
-			if rep.BrokenAt != 0 {
-				return fmt.Errorf("audit chain broken at record %d: %s (%d records verified before it)", rep.BrokenAt, rep.Problem, rep.Records)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d records, chain intact\n", rep.Records)
-			return nil
-		},
-	}
-	cmd.AddCommand(verify)
-	return cmd
 }

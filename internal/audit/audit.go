@@ -9,13 +9,17 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -278,48 +282,201 @@ func Hash(r *store.AuditRecord) []byte {
 	return h.Sum(nil)
 }
 
-// Report is the outcome of Verify.
+// Report is the outcome of a verification.
 type Report struct {
 	Records int64
+	// First is the first record's sequence number (1 for a whole log; more
+	// for an export that starts later).
+	First int64
 	// BrokenAt is the sequence number of the first record that fails, 0 when intact.
 	BrokenAt int64
 	Problem  string
+	// Checkpoints is the number of signed checkpoints verified.
+	Checkpoints int
+	// LastCheckpoint is when the newest verified checkpoint was signed.
+	LastCheckpoint time.Time
+	// Unsigned counts records after the newest checkpoint (not yet covered
+	// by a signature).
+	Unsigned int64
 }
 
-// Verify walks the whole chain in st and reports the first break.
-func Verify(ctx context.Context, st store.Store) (Report, error) {
-	var rep Report
-	prev := genesisHash()
+// chain checks records one by one, in order.
+type chain struct {
+	rep  Report
+	prev []byte
+	keys map[string]ed25519.PublicKey
+	// Hashes of records since the last checkpoint, which the next one may sign.
+	recent      map[int64][]byte
+	lastSig     []byte
+	lastCkptSeq int64
+	lastCkptAt  time.Time
+	anchored    bool // a partial export: the first record's prev hash is trusted
+}
+
+func newChain(keys map[string]ed25519.PublicKey, partial bool) *chain {
+	return &chain{prev: genesisHash(), keys: keys, recent: map[int64][]byte{}, anchored: partial}
+}
+
+func (c *chain) fail(seq int64, format string, args ...any) bool {
+	c.rep.BrokenAt, c.rep.Problem = seq, fmt.Sprintf(format, args...)
+	return false
+}
+
+// add checks r against the chain so far; false means broken (see rep).
+func (c *chain) add(r *store.AuditRecord) bool {
+	if c.rep.Records == 0 {
+		c.rep.First = r.Seq
+		if c.anchored {
+			c.prev = r.PrevHash
+		} else if r.Seq != 1 {
+			return c.fail(1, "record 1 is missing (the log starts at record %d): deleted", r.Seq)
+		}
+	} else if want := c.rep.First + c.rep.Records; r.Seq != want {
+		return c.fail(want, "record %d is missing (next stored record is %d): deleted or reordered", want, r.Seq)
+	}
+	switch {
+	case !bytes.Equal(r.PrevHash, c.prev):
+		return c.fail(r.Seq, "record %d does not follow record %d (previous-hash mismatch): inserted, deleted or reordered", r.Seq, r.Seq-1)
+	case !bytes.Equal(Hash(r), r.Hash):
+		return c.fail(r.Seq, "record %d was modified after it was written (hash mismatch)", r.Seq)
+	}
+	if r.Type == TypeCheckpoint {
+		if !c.checkpoint(r) {
+			return false
+		}
+	} else {
+		c.recent[r.Seq] = r.Hash
+		c.rep.Unsigned++
+	}
+	c.prev = r.Hash
+	c.rep.Records++
+	return true
+}
+
+func (c *chain) checkpoint(r *store.AuditRecord) bool {
+	var cp checkpointData
+	if err := json.Unmarshal(r.Data, &cp); err != nil {
+		return c.fail(r.Seq, "checkpoint record %d is malformed: %v", r.Seq, err)
+	}
+	key, ok := c.keys[cp.KeyID]
+	if !ok {
+		return c.fail(r.Seq, "checkpoint record %d is signed with key %q, which is not among the verification keys", r.Seq, cp.KeyID)
+	}
+	if !ed25519.Verify(key, checkpointMessage(cp.SignsSeq, cp.SignsHash, cp.PrevSignature), cp.Signature) {
+		return c.fail(r.Seq, "checkpoint record %d has an invalid signature: the records it covers, or the checkpoint, were altered", r.Seq)
+	}
+	if c.lastSig != nil && !bytes.Equal(cp.PrevSignature, c.lastSig) {
+		return c.fail(r.Seq, "checkpoint record %d does not chain to the previous checkpoint (record %d)", r.Seq, c.lastCkptSeq)
+	}
+	if h, ok := c.recent[cp.SignsSeq]; ok {
+		if !bytes.Equal(h, cp.SignsHash) {
+			return c.fail(cp.SignsSeq, "record %d differs from what checkpoint %d signed", cp.SignsSeq, r.Seq)
+		}
+	} else if cp.SignsSeq >= c.rep.First && cp.SignsSeq != 0 {
+		return c.fail(r.Seq, "checkpoint record %d signs record %d, which is not between it and the previous checkpoint", r.Seq, cp.SignsSeq)
+	}
+	c.lastSig, c.lastCkptSeq, c.lastCkptAt = cp.Signature, r.Seq, cp.SignedAt
+	c.rep.Checkpoints++
+	c.rep.LastCheckpoint = cp.SignedAt
+	c.rep.Unsigned = 0
+	for seq := range c.recent {
+		if seq <= cp.SignsSeq {
+			delete(c.recent, seq)
+		}
+	}
+	// Records between SignsSeq and the checkpoint are signed by the next one.
+	c.rep.Unsigned = int64(len(c.recent))
+	return true
+}
+
+// Verify walks the whole chain in st, checking every link and every signed
+// checkpoint with keys, and that the newest checkpoint recorded outside the
+// log is still in it (a truncated tail).
+func Verify(ctx context.Context, st store.Store, keys map[string]ed25519.PublicKey) (Report, error) {
+	c := newChain(keys, false)
 	var after int64
 	for {
 		recs, err := st.ReadAudit(ctx, after, 5000)
 		var corrupt *store.CorruptRecordError
 		if errors.As(err, &corrupt) {
-			rep.BrokenAt, rep.Problem = after+1, corrupt.Error()
-			return rep, nil
+			c.rep.BrokenAt, c.rep.Problem = after+1, corrupt.Error()
+			return c.rep, nil
 		}
 		if err != nil {
-			return rep, err
+			return c.rep, err
 		}
 		if len(recs) == 0 {
-			return rep, nil
+			break
 		}
 		for i := range recs {
-			r := &recs[i]
-			want := after + 1
-			switch {
-			case r.Seq != want:
-				rep.BrokenAt, rep.Problem = want, fmt.Sprintf("record %d is missing (next stored record is %d): deleted or reordered", want, r.Seq)
-				return rep, nil
-			case !bytes.Equal(r.PrevHash, prev):
-				rep.BrokenAt, rep.Problem = r.Seq, fmt.Sprintf("record %d does not follow record %d (previous-hash mismatch): inserted, deleted or reordered", r.Seq, r.Seq-1)
-				return rep, nil
-			case !bytes.Equal(Hash(r), r.Hash):
-				rep.BrokenAt, rep.Problem = r.Seq, fmt.Sprintf("record %d was modified after it was written (hash mismatch)", r.Seq)
-				return rep, nil
+			if !c.add(&recs[i]) {
+				return c.rep, nil
 			}
-			prev, after = r.Hash, r.Seq
-			rep.Records++
+			after = recs[i].Seq
 		}
 	}
+	last, err := st.LastCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return c.rep, nil
+	}
+	if err != nil {
+		return c.rep, err
+	}
+	if c.lastCkptSeq < last.Seq {
+		c.rep.BrokenAt = c.rep.First + c.rep.Records
+		c.rep.Problem = fmt.Sprintf("the log ends at record %d, but checkpoint record %d (signed %s) was written: the tail was truncated",
+			c.rep.First+c.rep.Records-1, last.Seq, last.SignedAt.UTC().Format(time.RFC3339))
+	}
+	return c.rep, nil
+}
+
+// VerifyFile verifies an exported log (or a copy of audit.jsonl) offline
+// with the given public keys. An export that does not start at record 1 is
+// checked from its first record on.
+func VerifyFile(path string, keys map[string]ed25519.PublicKey) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 256<<10)
+	var c *chain
+	for line := int64(1); ; line++ {
+		b, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			if len(bytes.TrimSpace(b)) > 0 {
+				return c.orEmpty().brokenTail(line), nil
+			}
+			break
+		}
+		if err != nil {
+			return Report{}, err
+		}
+		rec, derr := store.DecodeAuditLine(b[:len(b)-1])
+		if derr != nil {
+			rep := c.orEmpty().rep
+			rep.BrokenAt, rep.Problem = rep.First+rep.Records, fmt.Sprintf("line %d is not a valid record: %v", line, derr)
+			return rep, nil
+		}
+		if c == nil {
+			c = newChain(keys, rec.Seq != 1)
+		}
+		if !c.add(&rec) {
+			return c.rep, nil
+		}
+	}
+	return c.orEmpty().rep, nil
+}
+
+func (c *chain) orEmpty() *chain {
+	if c == nil {
+		return newChain(nil, false)
+	}
+	return c
+}
+
+func (c *chain) brokenTail(line int64) Report {
+	rep := c.rep
+	rep.BrokenAt, rep.Problem = rep.First+rep.Records, fmt.Sprintf("line %d is cut off (no newline): the file was truncated", line)
+	return rep
 }

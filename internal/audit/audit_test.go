@@ -51,7 +51,7 @@ func TestWriterChainsConcurrentAppends(t *testing.T) {
 	wg.Wait()
 	w.Enqueue(Event{Type: TypeResult, Data: "last"})
 	w.Close()
-	rep, err := Verify(ctx, st)
+	rep, err := Verify(ctx, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if rep, _ := Verify(ctx, st); rep.BrokenAt != 0 || rep.Records != 5 {
+			if rep, _ := Verify(ctx, st, nil); rep.BrokenAt != 0 || rep.Records != 5 {
 				t.Fatalf("intact chain reported %+v", rep)
 			}
 			data, err := os.ReadFile(path)
@@ -106,7 +106,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := Verify(ctx, st)
+			rep, err := Verify(ctx, st, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestPartialTailIsCutOff(t *testing.T) {
 	if err := AppendOne(ctx, st2, Event{Type: TypeCommand, Data: "after crash"}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(ctx, st2)
+	rep, err := Verify(ctx, st2, nil)
 	if err != nil || rep.BrokenAt != 0 || rep.Records != 4 {
 		t.Fatalf("report %+v err %v", rep, err)
 	}

@@ -127,6 +127,9 @@ type Audit struct {
 	// record is committed to the store's log before forwarding and survives a
 	// crash of weir, not of the machine.
 	Fsync bool `yaml:"fsync"`
+	// CheckpointInterval is how often the chain's head is signed (default
+	// 10s). Records after the newest checkpoint are not yet signed.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Limits bound what one client may send.
@@ -301,6 +304,9 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxMessageBytes == 0 {
 		c.Limits.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = 10 * time.Second
+	}
 	if c.Tokens.DefaultTTL == 0 {
 		c.Tokens.DefaultTTL = DefaultTokenTTL
 	}
@@ -347,6 +353,9 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.Limits.MaxMessageBytes < 4096 || c.Limits.MaxMessageBytes > 1<<30 {
 		v.fail("limits.max_message_bytes", "must be between 4096 and 1 GiB, got %d", c.Limits.MaxMessageBytes)
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		v.fail("audit.checkpoint_interval", "must be at least 1s, got %s", c.Audit.CheckpointInterval)
 	}
 	if c.Tokens.DefaultTTL < 0 {
 		v.fail("tokens.default_ttl", "must be positive")

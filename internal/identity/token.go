@@ -303,3 +303,26 @@ func randomID(n int) string {
 
 // RandomID returns n random bytes, hex-encoded (session ids etc.).
 func RandomID(n int) string { return randomID(n) }
+
+// Sign signs msg with the active key (audit checkpoints).
+func (a *Authority) Sign(msg []byte) (string, []byte, error) {
+	a.mu.RLock()
+	kid := a.active
+	key := a.keys[kid]
+	a.mu.RUnlock()
+	if key == nil {
+		return "", nil, errors.New("no signing key")
+	}
+	return kid, ed25519.Sign(key, msg), nil
+}
+
+// PublicKeys returns every signing key's public half by key id.
+func (a *Authority) PublicKeys() map[string]ed25519.PublicKey {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make(map[string]ed25519.PublicKey, len(a.keys))
+	for id, k := range a.keys {
+		out[id] = k.Public().(ed25519.PublicKey)
+	}
+	return out
+}

@@ -193,6 +193,9 @@ func (l *auditLog) lastNewline(off int64) (int64, error) {
 	return -1, nil
 }
 
+// EncodeAuditLine appends r in its stored form (one JSON line).
+func EncodeAuditLine(b []byte, r *AuditRecord) []byte { return appendLine(b, r) }
+
 // appendLine writes a record as one JSON line, the same shape auditLine
 // decodes, without reflection: this runs for every command. r.Data comes
 // from json.Marshal, so it is compact, valid JSON with no raw newline.
@@ -228,6 +231,9 @@ func appendJSONString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s) // strings always marshal
 	return append(b, q...)
 }
+
+// DecodeAuditLine decodes one line of audit.jsonl (or of an export).
+func DecodeAuditLine(b []byte) (AuditRecord, error) { return decodeLine(b) }
 
 func decodeLine(b []byte) (AuditRecord, error) {
 	var l auditLine

@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS tokens (
 	revoked_at INTEGER NOT NULL DEFAULT 0,
 	revoked_by TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+	seq INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL,
+	signature BLOB NOT NULL,
+	key_id TEXT NOT NULL,
+	signed_at INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) WHERE revoked_at > 0;
 `
 
@@ -211,6 +218,24 @@ func (s *SQLite) LastAudit(context.Context) (AuditRecord, error) { return s.audi
 
 func (s *SQLite) ReadAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
 	return s.audit.read(ctx, after, limit)
+}
+
+func (s *SQLite) SaveCheckpoint(ctx context.Context, c Checkpoint) error {
+	_, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO checkpoints(seq, hash, signature, key_id, signed_at) VALUES (?, ?, ?, ?, ?)`,
+		c.Seq, c.Hash, c.Signature, c.KeyID, c.SignedAt.UnixNano())
+	return err
+}
+
+func (s *SQLite) LastCheckpoint(ctx context.Context) (Checkpoint, error) {
+	var c Checkpoint
+	var at int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq, hash, signature, key_id, signed_at FROM checkpoints ORDER BY seq DESC LIMIT 1`).
+		Scan(&c.Seq, &c.Hash, &c.Signature, &c.KeyID, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	c.SignedAt = time.Unix(0, at)
+	return c, err
 }
 
 var _ Store = (*SQLite)(nil)

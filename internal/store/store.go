@@ -73,5 +73,20 @@ type Store interface {
 	// ReadAudit returns up to limit records with Seq > after, in order.
 	ReadAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
 
+	// SaveCheckpoint records the newest signed checkpoint outside the log.
+	SaveCheckpoint(ctx context.Context, c Checkpoint) error
+	// LastCheckpoint returns it, or ErrNotFound.
+	LastCheckpoint(ctx context.Context) (Checkpoint, error)
+
 	Close() error
+}
+
+// Checkpoint is the newest signed checkpoint: the checkpoint record's own
+// sequence number and hash, and its signature.
+type Checkpoint struct {
+	Seq       int64
+	Hash      []byte
+	Signature []byte
+	KeyID     string
+	SignedAt  time.Time
 }

@@ -595,7 +595,7 @@ func TestAuditRecordsEveryStatement(t *testing.T) {
 	if !start || !read || !denied || !result || !end {
 		t.Fatalf("audit incomplete: start=%v read=%v denied=%v result=%v end=%v", start, read, denied, result, end)
 	}
-	rep, err := audit.Verify(ctx, env.st)
+	rep, err := audit.Verify(ctx, env.st, env.auth.PublicKeys())
 	if err != nil || rep.BrokenAt != 0 {
 		t.Fatalf("chain: %+v %v", rep, err)
 	}
