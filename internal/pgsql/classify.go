@@ -17,8 +17,11 @@
 // in the walk, a text nested deep enough to overflow the C parser's stack:
 // see depth.go) is a *ClassifyError. Neither ever yields a Command.
 //
-// Classifier adds a cache for the statements agents repeat; the commands it
-// returns are shared and read-only.
+// Classifier adds a cache for the statements agents repeat, keyed by the
+// exact text and, behind it, by the statement's shape as PostgreSQL's lexer
+// sees it (the same statement with other constants: see shape.go); the
+// commands it returns are shared and read-only, and are always exactly what
+// Classify returns for the same text.
 //
 // What the classifier cannot know, because it needs the catalog: which
 // function an unqualified name resolves to when a user function shadows a
@@ -76,11 +79,14 @@ func (e *ClassifyError) Error() string {
 // statement, in order. Empty or comment-only input gives zero commands and a
 // nil error. The commands' Text fields are substrings of sql.
 func Classify(sql string) ([]command.Command, error) {
-	if i := strings.IndexByte(sql, 0); i >= 0 {
-		return nil, &ParseError{Message: "invalid message format: NUL byte in query text", Position: i + 1}
-	}
-	if !utf8.ValidString(sql) {
-		return nil, &ParseError{Message: `invalid byte sequence for encoding "UTF8"`, Position: firstInvalidUTF8(sql) + 1}
+	return classify(sql, nil)
+}
+
+// classify is Classify; tr, when not nil, receives what the shape cache
+// needs to know about the text's constants and statement boundaries.
+func classify(sql string, tr *constTrack) ([]command.Command, error) {
+	if err := checkText(sql); err != nil {
+		return nil, err
 	}
 	if err := checkDepth(sql); err != nil {
 		return nil, err
@@ -89,7 +95,19 @@ func Classify(sql string) ([]command.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	return classifyTree(sql, tree)
+	return classifyTreeTrack(sql, tree, tr)
+}
+
+// checkText refuses the texts the server would reject or truncate before
+// parsing: NUL bytes and invalid UTF-8.
+func checkText(sql string) error {
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		return &ParseError{Message: "invalid message format: NUL byte in query text", Position: i + 1}
+	}
+	if !utf8.ValidString(sql) {
+		return &ParseError{Message: `invalid byte sequence for encoding "UTF8"`, Position: firstInvalidUTF8(sql) + 1}
+	}
+	return nil
 }
 
 // parse runs the parser; a panic in it (or in decoding its output) is a
@@ -115,7 +133,12 @@ func parse(sql string) (tree *pg_query.ParseResult, err error) {
 
 // classifyTree classifies every statement of a parse tree of sql. A panic
 // in the walk is a ClassifyError.
-func classifyTree(sql string, tree *pg_query.ParseResult) (cmds []command.Command, err error) {
+func classifyTree(sql string, tree *pg_query.ParseResult) ([]command.Command, error) {
+	return classifyTreeTrack(sql, tree, nil)
+}
+
+// classifyTreeTrack is classifyTree, reporting to tr when it is not nil.
+func classifyTreeTrack(sql string, tree *pg_query.ParseResult, tr *constTrack) (cmds []command.Command, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			cmds, err = nil, &ClassifyError{Reason: fmt.Sprintf("internal error: %v", r)}
@@ -123,11 +146,14 @@ func classifyTree(sql string, tree *pg_query.ParseResult) (cmds []command.Comman
 	}()
 	cmds = make([]command.Command, 0, len(tree.GetStmts()))
 	for _, raw := range tree.GetStmts() {
-		cmd, err := classifyStmt(sql, raw)
+		cmd, err := classifyStmt(sql, raw, tr)
 		if err != nil {
 			return nil, err
 		}
 		cmds = append(cmds, cmd)
+		if tr != nil {
+			tr.stmts = append(tr.stmts, rawSpan{loc: raw.StmtLocation, len: raw.StmtLen})
+		}
 	}
 	return cmds, nil
 }
@@ -193,7 +219,7 @@ func trimSpace(s string) string {
 	return s
 }
 
-func classifyStmt(sql string, raw *pg_query.RawStmt) (command.Command, error) {
+func classifyStmt(sql string, raw *pg_query.RawStmt, tr *constTrack) (command.Command, error) {
 	if raw == nil {
 		return command.Command{}, &ClassifyError{Reason: "empty statement"}
 	}
@@ -210,8 +236,10 @@ func classifyStmt(sql string, raw *pg_query.RawStmt) (command.Command, error) {
 		return command.Command{}, err
 	}
 
-	c := &collector{h: newHash()}
-	c.visitFn = c.visit
+	c := &collector{h: newHash(), track: tr}
+	if d.readsConst {
+		c.readConst()
+	}
 	c.walk(raw.Stmt.ProtoReflect(), false)
 
 	var fp [8]byte

@@ -22,6 +22,9 @@ type stmtClass struct {
 	// dml: the statement that runs is itself INSERT/UPDATE/DELETE/MERGE, so
 	// one DML node in the tree is not "nested".
 	dml bool
+	// readsConst: the class depends on the value of a constant node
+	// (A_Const), so the shape cache must not reuse it (see shape.go).
+	readsConst bool
 }
 
 func unsupported(what string) *ClassifyError {
@@ -79,17 +82,21 @@ func describe(n *pg_query.Node) (stmtClass, *ClassifyError) {
 		if err != nil {
 			return inner, err
 		}
-		if explainAnalyze(s.ExplainStmt.Options) {
+		analyze, readsConst := explainAnalyze(s.ExplainStmt.Options)
+		readsConst = readsConst || inner.readsConst
+		if analyze {
 			if inner.verb == "EXECUTE" {
 				// Runs a prepared statement that weir does not see here, and
 				// adapters resolve only a plain EXECUTE: fail closed, as for
 				// CREATE TABLE AS EXECUTE.
-				return stmtClass{verb: "EXPLAIN", kind: command.KindWrite, risks: rDynamicSQL, prepared: inner.prepared}, nil
+				return stmtClass{verb: "EXPLAIN", kind: command.KindWrite, risks: rDynamicSQL,
+					prepared: inner.prepared, readsConst: readsConst}, nil
 			}
 			inner.verb = "EXPLAIN" // runs the statement: its class is the statement's
+			inner.readsConst = readsConst
 			return inner, nil
 		}
-		return stmtClass{verb: "EXPLAIN", kind: read, planOnly: true, prepared: inner.prepared}, nil
+		return stmtClass{verb: "EXPLAIN", kind: read, planOnly: true, prepared: inner.prepared, readsConst: readsConst}, nil
 	case *pg_query.Node_PrepareStmt:
 		inner, err := describe(s.PrepareStmt.Query)
 		if err != nil {
@@ -421,7 +428,13 @@ func describeTransaction(ts *pg_query.TransactionStmt) stmtClass {
 			continue
 		}
 		// READ ONLY is 1; READ WRITE is 0; anything else is not understood.
-		if ac := d.Arg.GetAConst(); ac == nil || ac.GetIval() == nil || ac.GetIval().Ival == 0 {
+		ac := d.Arg.GetAConst()
+		if ac != nil {
+			// The grammar makes this constant from keywords, but weir does
+			// not rely on that: a value read is a value read.
+			c.readsConst = true
+		}
+		if ac == nil || ac.GetIval() == nil || ac.GetIval().Ival == 0 {
 			c.risks |= rReadOnlyEscape
 		}
 	}
@@ -430,17 +443,21 @@ func describeTransaction(ts *pg_query.TransactionStmt) stmtClass {
 
 // explainAnalyze reports whether EXPLAIN options ask to run the statement.
 // An ANALYZE option whose value is not clearly false counts as true.
-func explainAnalyze(opts []*pg_query.Node) bool {
+// readsConst reports whether the answer read the value of a constant node.
+func explainAnalyze(opts []*pg_query.Node) (analyze, readsConst bool) {
 	for _, o := range opts {
 		d := o.GetDefElem()
 		if d == nil || !strings.EqualFold(d.Defname, "analyze") {
 			continue
 		}
+		if d.Arg.GetAConst() != nil {
+			readsConst = true
+		}
 		if !defFalse(d.Arg) {
-			return true
+			return true, readsConst
 		}
 	}
-	return false
+	return false, readsConst
 }
 
 // defFalse reports whether a DefElem argument is a boolean false, as

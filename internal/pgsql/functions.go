@@ -341,6 +341,15 @@ func desyncRisks(name, value string, known bool) riskSet {
 	return 0
 }
 
+// desyncSetting reports whether desyncRisks reads the value of setting name.
+func desyncSetting(name string) bool {
+	switch strings.ToLower(name) {
+	case "client_encoding", "standard_conforming_strings":
+		return true
+	}
+	return false
+}
+
 // isUTF8Name matches encoding names as PostgreSQL compares them: case and
 // punctuation ignored.
 func isUTF8Name(s string) bool {

@@ -63,6 +63,15 @@ type typeInfo struct {
 	md     protoreflect.MessageDescriptor
 	byNum  []int16                      // field number → index in fields, -1 to skip
 	with   protoreflect.FieldDescriptor // with_clause, when the type has one
+	// order lists what the walk visits, in the order of the schema: the
+	// fields in fields that are not in a oneof, and the oneofs.
+	order []walkItem
+}
+
+// walkItem is one field, or one oneof, of a message type.
+type walkItem struct {
+	fd protoreflect.FieldDescriptor
+	od protoreflect.OneofDescriptor
 }
 
 // writeFields lists, per statement type, the fields whose relations the
@@ -185,6 +194,13 @@ func buildTypeInfos() []*typeInfo {
 				ti.with = fd
 				continue
 			}
+			if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+				if len(ti.order) == 0 || ti.order[len(ti.order)-1].od != od {
+					ti.order = append(ti.order, walkItem{od: od})
+				}
+			} else {
+				ti.order = append(ti.order, walkItem{fd: fd})
+			}
 			ti.byNum[fd.Number()] = int16(len(ti.fields))
 			ti.fields = append(ti.fields, fieldInfo{
 				fd:      fd,
@@ -205,7 +221,8 @@ func buildTypeInfos() []*typeInfo {
 // strings, a multiply-xorshift step per 64-bit word for everything else. It
 // is computed inline so that the walk allocates nothing for it, and it is
 // stable across processes and builds of weir as long as the parse tree's
-// schema does not change.
+// schema does not change (the walk visits fields in the schema's order, not
+// in protoreflect's Range order, which changes between builds: see descend).
 type hash struct{ v uint64 }
 
 const (
@@ -255,11 +272,14 @@ type collector struct {
 	// schema qualifies the objects that CREATE SCHEMA's elements create.
 	schema string
 
+	// track, when set, receives what the shape cache needs to know about
+	// the constants of the tree (see shape.go); nil for plain Classify.
+	track *constTrack
+
 	// State of the message whose fields visit is called for.
 	ti       *typeInfo
 	inWrite  bool
 	copyFrom bool
-	visitFn  func(protoreflect.FieldDescriptor, protoreflect.Value) bool
 }
 
 func (c *collector) addRead(name string)  { c.reads = addUnique(c.reads, name) }
@@ -300,8 +320,12 @@ func (c *collector) walk(m protoreflect.Message, write bool) {
 		return
 	case kAConst:
 		c.h.u64(ti.seed)
-		if m.Interface().(*pg_query.A_Const).Isnull {
+		ac := m.Interface().(*pg_query.A_Const)
+		if ac.Isnull {
 			c.h.u64(1)
+		}
+		if c.track != nil {
+			c.track.add(ac)
 		}
 		return
 	case kParamRef:
@@ -343,7 +367,11 @@ func (c *collector) walk(m protoreflect.Message, write bool) {
 	case kLocking:
 		c.stmtRisks |= rLock
 	case kVarSet:
-		c.stmtRisks |= varSetRisks(m.Interface().(*pg_query.VariableSetStmt))
+		r, read := varSetRisks(m.Interface().(*pg_query.VariableSetStmt))
+		c.stmtRisks |= r
+		if read {
+			c.readConst()
+		}
 	case kCopy:
 		copyFrom = m.Interface().(*pg_query.CopyStmt).IsFrom
 	case kObjects:
@@ -374,27 +402,41 @@ func (c *collector) walk(m protoreflect.Message, write bool) {
 	c.h.u64(endMarker)
 }
 
-// descend visits the populated fields of m (through c.visit, which
-// protoreflect calls back; the state it needs is on the collector).
+// descend visits the populated fields of m in the order of the schema
+// (through c.visit; the state it needs is on the collector).
+//
+// Not with m.Range: protobuf-go swaps two fields of Range's order in every
+// message type in about half of all builds, chosen by a hash of the
+// executable (internal/detrand), and the fingerprint, which hashes the
+// fields in the order the walk visits them, must not change between builds.
 func (c *collector) descend(m protoreflect.Message, ti *typeInfo, write, copyFrom bool) {
 	saveTI, saveW, saveC := c.ti, c.inWrite, c.copyFrom
 	c.ti, c.inWrite, c.copyFrom = ti, write, copyFrom
-	m.Range(c.visitFn)
+	for _, it := range ti.order {
+		if it.od != nil {
+			if fd := m.WhichOneof(it.od); fd != nil {
+				c.visit(fd, m.Get(fd))
+			}
+			continue
+		}
+		if m.Has(it.fd) {
+			c.visit(it.fd, m.Get(it.fd))
+		}
+	}
 	c.ti, c.inWrite, c.copyFrom = saveTI, saveW, saveC
 }
 
-// visit is the protoreflect Range callback for one populated field of a
-// message of type c.ti.
-func (c *collector) visit(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+// visit visits one populated field of a message of type c.ti.
+func (c *collector) visit(fd protoreflect.FieldDescriptor, v protoreflect.Value) {
 	ti := c.ti
 	num := int(fd.Number())
 	if ti.kind == kNode {
 		// One oneof member: the wrapped node.
 		c.walk(v.Message(), c.inWrite)
-		return true
+		return
 	}
 	if num >= len(ti.byNum) || ti.byNum[num] < 0 {
-		return true // location, constant, WITH (visited first)
+		return // location, constant, WITH (visited first)
 	}
 	f := &ti.fields[ti.byNum[num]]
 	c.h.u64(f.num)
@@ -416,7 +458,6 @@ func (c *collector) visit(fd protoreflect.FieldDescriptor, v protoreflect.Value)
 	default:
 		c.scalar(f.kind, v)
 	}
-	return true
 }
 
 func (c *collector) scalar(k protoreflect.Kind, v protoreflect.Value) {
@@ -531,6 +572,11 @@ func (c *collector) call(list []*pg_query.Node, args []*pg_query.Node) {
 	e := lookupFunc(schema, base, len(parts) > 1)
 	if e.risks&rUnknownFunction == 0 {
 		switch base {
+		case "set_config", "nextval", "setval":
+			// Their classification reads the value of constant arguments.
+			c.readConst()
+		}
+		switch base {
 		case "set_config":
 			if s, ok := constString(args, 0); ok {
 				e.risks |= settingRisks(s)
@@ -555,7 +601,17 @@ func (c *collector) call(list []*pg_query.Node, args []*pg_query.Node) {
 	c.addFunc(name)
 }
 
+// readConst records that the classification depends on the value of a
+// constant of the text, so that the shape cache never reuses it for a text
+// that differs only in constants.
+func (c *collector) readConst() {
+	if c.track != nil {
+		c.track.valueRead = true
+	}
+}
+
 // constString returns argument i when it is a string constant, possibly cast.
+// Callers reading a constant this way must call readConst.
 func constString(args []*pg_query.Node, i int) (string, bool) {
 	if i >= len(args) || args[i] == nil {
 		return "", false
@@ -698,16 +754,19 @@ func (c *collector) objects(m any) {
 	}
 }
 
-// varSetRisks classifies SET / RESET of a setting.
-func varSetRisks(vs *pg_query.VariableSetStmt) riskSet {
-	r := rSettingChange
+// varSetRisks classifies SET / RESET of a setting. read reports whether
+// the risks depend on the value of a constant (the new value of a setting
+// whose value matters).
+func varSetRisks(vs *pg_query.VariableSetStmt) (r riskSet, read bool) {
+	r = rSettingChange
 	switch vs.Kind {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
-		return r | rRoleChange | rSearchPath | rReadOnlyEscape
+		return r | rRoleChange | rSearchPath | rReadOnlyEscape, false
 	case pg_query.VariableSetKind_VAR_SET_VALUE:
 		value, known := "", false
 		if len(vs.Args) == 1 {
 			if ac := vs.Args[0].GetAConst(); ac != nil {
+				read = desyncSetting(vs.Name)
 				switch v := ac.Val.(type) {
 				case *pg_query.A_Const_Sval:
 					value, known = v.Sval.GetSval(), true
@@ -718,5 +777,5 @@ func varSetRisks(vs *pg_query.VariableSetStmt) riskSet {
 		}
 		r |= desyncRisks(vs.Name, value, known)
 	}
-	return r | settingRisks(vs.Name)
+	return r | settingRisks(vs.Name), read
 }
