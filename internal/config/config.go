@@ -104,7 +104,22 @@ type Agent struct {
 // Policy is the ordered rule list; the first rule whose condition holds wins
 // and a command no rule matches is denied.
 type Policy struct {
-	Rules []Rule `yaml:"rules"`
+	Rules   []Rule  `yaml:"rules"`
+	Masking Masking `yaml:"masking"`
+}
+
+// Masking says what is masked in everything that leaves weir.
+type Masking struct {
+	// Detectors recognise sensitive values by what they look like, in every
+	// value, error and notice. Absent: all detectors; an empty list: none.
+	Detectors []string `yaml:"detectors"`
+	// Format is how a detected value is shown: partial (default), redact,
+	// hash (stable per value, keyed by data_dir/mask.key) or null.
+	Format string `yaml:"format"`
+	// Columns masks by where a value comes from (column lineage). Not
+	// available in this version: configuring it is refused rather than
+	// silently ignored.
+	Columns []string `yaml:"columns"`
 }
 
 // Rule is one policy rule.
@@ -429,6 +444,14 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 
+	if len(c.Policy.Masking.Columns) > 0 {
+		v.fail("policy.masking.columns", "column-lineage masking is not available in this version of weir; remove it (detectors still mask values by content) rather than believe it is applied")
+	}
+	switch c.Policy.Masking.Format {
+	case "", "partial", "redact", "hash", "null":
+	default:
+		v.fail("policy.masking.format", "must be partial, redact, hash or null, got %q", c.Policy.Masking.Format)
+	}
 	rules := map[string]bool{}
 	for i, r := range c.Policy.Rules {
 		key := fmt.Sprintf("policy.rules[%d]", i)

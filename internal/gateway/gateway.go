@@ -15,11 +15,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +32,7 @@ import (
 	"github.com/weir-gw/weir/internal/command"
 	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/identity"
+	"github.com/weir-gw/weir/internal/mask"
 	"github.com/weir-gw/weir/internal/policy"
 	"github.com/weir-gw/weir/internal/store"
 )
@@ -42,6 +46,7 @@ type Gateway struct {
 	store  store.Store
 	log    *slog.Logger
 	now    func() time.Time
+	masker *mask.Masker // nil when masking is off
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by session id
@@ -57,9 +62,64 @@ func New(cfg *config.Config, st store.Store, auth *identity.Authority, aw *audit
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{cfg: cfg, auth: auth, policy: eng, audit: aw, store: st, log: log, now: time.Now,
+	masker, err := newMasker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, auth: auth, policy: eng, audit: aw, store: st, log: log, now: time.Now, masker: masker,
 		sessions: map[string]*Session{}, stop: make(chan struct{})}, nil
 }
+
+func newMasker(cfg *config.Config) (*mask.Masker, error) {
+	m := cfg.Policy.Masking
+	detectors := m.Detectors
+	if detectors == nil {
+		detectors = mask.DetectorNames() // absent: everything weir can recognise
+	}
+	if len(detectors) == 0 {
+		return nil, nil
+	}
+	var key []byte
+	if m.Format == "hash" {
+		var err error
+		if key, err = maskKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	mk, err := mask.New(mask.Config{Detectors: detectors, Format: mask.Format(m.Format), HashKey: key})
+	if err != nil {
+		return nil, fmt.Errorf("%s: policy.masking: %w", cfg.Path, err)
+	}
+	return mk, nil
+}
+
+// maskKey keeps the key of the hash format in data_dir, so hashes stay
+// stable across restarts (joins on masked output keep working).
+func maskKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "mask.key")
+	key, err := os.ReadFile(path)
+	if err == nil && len(key) == 32 {
+		return key, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// Masker is the masking engine every adapter runs outgoing values
+// through; nil means masking is off.
+func (g *Gateway) Masker() *mask.Masker { return g.masker }
 
 // Config returns the gateway's configuration.
 func (g *Gateway) Config() *config.Config { return g.cfg }
@@ -237,6 +297,8 @@ type Session struct {
 	statements atomic.Int64
 	denied     atomic.Int64
 	rows       atomic.Int64
+	maskedMu   sync.Mutex
+	masked     mask.Counts
 
 	cacheMu sync.Mutex
 	cache   map[*command.Command]*decision
@@ -496,14 +558,17 @@ type Result struct {
 	// Skipped is set when the server never ran it (an earlier error in the
 	// same pipeline).
 	Skipped bool
+	// Masked counts the values masked in its response, per detector.
+	Masked mask.Counts
 }
 
 type resultEvent struct {
-	Seq        int64   `json:"seq"`
-	Rows       int64   `json:"rows"`
-	DurationMS float64 `json:"duration_ms"`
-	Error      string  `json:"error,omitempty"`
-	Skipped    bool    `json:"skipped,omitempty"`
+	Seq        int64          `json:"seq"`
+	Rows       int64          `json:"rows"`
+	DurationMS float64        `json:"duration_ms"`
+	Error      string         `json:"error,omitempty"`
+	Skipped    bool           `json:"skipped,omitempty"`
+	Masked     map[string]int `json:"masked,omitempty"`
 }
 
 // Result records a forwarded request's outcome. It does not wait for the
@@ -511,7 +576,22 @@ type resultEvent struct {
 func (s *Session) Result(r Result) {
 	s.rows.Add(r.Rows)
 	ev := &resultEvent{Seq: r.Seq, Rows: r.Rows, DurationMS: float64(r.Duration.Microseconds()) / 1000, Error: r.Error, Skipped: r.Skipped}
+	if !r.Masked.IsZero() {
+		ev.Masked = r.Masked.Map()
+		s.maskedMu.Lock()
+		s.masked.Add(r.Masked)
+		s.maskedMu.Unlock()
+	}
 	s.g.audit.Enqueue(audit.Event{Type: audit.TypeResult, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: ev})
+}
+
+func (s *Session) maskedTotals() map[string]int {
+	s.maskedMu.Lock()
+	defer s.maskedMu.Unlock()
+	if s.masked.IsZero() {
+		return nil
+	}
+	return s.masked.Map()
 }
 
 // Note records a session-level event (cancel request, protocol error).
@@ -530,7 +610,7 @@ func (s *Session) End(reason string) {
 			reason = r
 		}
 		err := s.g.audit.Append(context.Background(), audit.Event{Type: audit.TypeSessionEnd, SessionID: s.ID, Agent: s.Claims.Agent, Target: s.Target.Name, Data: map[string]any{
-			"reason": reason, "statements": s.statements.Load(), "denied": s.denied.Load(), "rows": s.rows.Load(),
+			"reason": reason, "statements": s.statements.Load(), "denied": s.denied.Load(), "rows": s.rows.Load(), "masked": s.maskedTotals(),
 			"duration_ms": s.g.now().Sub(s.Started).Milliseconds(),
 		}})
 		if err != nil {

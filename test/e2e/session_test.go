@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,9 @@ func TestPsqlReadMatchesDirect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, direct)
 	}
-	if viaWeir != direct || !strings.Contains(direct, "c1@example.com") {
+	// Same rows, with the e-mail addresses masked by weir's default detectors.
+	masked := regexp.MustCompile(`c\d+@example\.com`).ReplaceAllString(direct, "c****@e*****.com")
+	if viaWeir != masked || !strings.Contains(direct, "c1@example.com") || strings.Contains(viaWeir, "@example.com") {
 		t.Fatalf("through weir:\n%s\ndirect:\n%s", viaWeir, direct)
 	}
 }

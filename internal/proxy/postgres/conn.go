@@ -23,6 +23,7 @@ import (
 
 	"github.com/weir-gw/weir/internal/command"
 	"github.com/weir-gw/weir/internal/gateway"
+	"github.com/weir-gw/weir/internal/mask"
 	"github.com/weir-gw/weir/internal/pgsql"
 )
 
@@ -62,6 +63,10 @@ type clientConn struct {
 	cyclesSent int64 // Query and Sync messages forwarded upstream
 	refusals   []refusal
 	units      []unit
+
+	// Owned by the relay goroutine.
+	copyBinary bool        // the current COPY TO is in binary format
+	masked     mask.Counts // values masked since the last finished unit
 
 	termOnce  sync.Once
 	endReason atomic.Pointer[string] // why the session ended, for the audit record
@@ -713,6 +718,7 @@ func (c *clientConn) refuseExtended(v *gateway.Verdict) error {
 func (c *clientConn) relay() {
 	var cycle int64
 	var cycleErr string
+	masker := c.srv.gw.Masker()
 	for {
 		typ, raw, body, err := c.ur.next()
 		if err != nil {
@@ -748,6 +754,14 @@ func (c *clientConn) relay() {
 			if name == "client_encoding" && !safeEncoding(val) {
 				c.setEnd("client_encoding changed to " + val)
 				c.terminate(fmt.Sprintf("client_encoding %q is not allowed through weir", val), "0A000")
+				return
+			}
+		}
+		if masker != nil {
+			var merr error
+			if out, merr = c.maskMessage(masker, typ, out, body, &c.masked); merr != nil {
+				c.setEnd(merr.Error())
+				c.terminate(merr.Error(), "0A000")
 				return
 			}
 		}
@@ -830,7 +844,8 @@ func (c *clientConn) finishExtended(cycle int64, rows int64) {
 
 func (c *clientConn) finishLocked(u *unit, errCode string) {
 	u.done = true
-	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode})
+	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode, Masked: c.masked})
+	c.masked = mask.Counts{}
 }
 
 // readyForQuery closes a cycle: units not finished yet failed (the first)
