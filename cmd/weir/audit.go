@@ -379,6 +379,81 @@ func contextSummary(data map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
+func formatCounts(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", int64(m[k].(float64)), k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printRows shows the rows the agent saw, as psql aligns them.
+func printRows(w io.Writer, data map[string]any) {
+	rows, _ := data["rows_seen"].([]any)
+	if len(rows) == 0 {
+		return
+	}
+	cols, _ := data["columns"].([]any)
+	table := make([][]string, 0, len(rows)+1)
+	header := make([]string, len(cols))
+	for i, c := range cols {
+		header[i], _ = c.(string)
+	}
+	for _, r := range rows {
+		vals, _ := r.([]any)
+		line := make([]string, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				line[i] = ""
+			} else {
+				line[i] = fmt.Sprint(v)
+			}
+		}
+		table = append(table, line)
+	}
+	width := make([]int, len(header))
+	for i, h := range header {
+		width[i] = len(h)
+	}
+	for _, line := range table {
+		for i, v := range line {
+			if i < len(width) && len(v) > width[i] {
+				width[i] = len(v)
+			}
+		}
+	}
+	row := func(vals []string) string {
+		parts := make([]string, len(width))
+		for i := range width {
+			v := ""
+			if i < len(vals) {
+				v = vals[i]
+			}
+			parts[i] = fmt.Sprintf(" %-*s ", width[i], v)
+		}
+		return "      " + strings.TrimRight(strings.Join(parts, "|"), " ")
+	}
+	if len(header) > 0 {
+		fmt.Fprintln(w, row(header))
+		dashes := make([]string, len(width))
+		for i := range width {
+			dashes[i] = strings.Repeat("-", width[i]+2)
+		}
+		fmt.Fprintln(w, "      "+strings.Join(dashes, "+"))
+	}
+	for _, line := range table {
+		fmt.Fprintln(w, row(line))
+	}
+	if data["rows_truncated"] == true {
+		fmt.Fprintln(w, "      (more rows were returned; the session's recording limit, audit.record_bytes, was reached)")
+	}
+}
+
 func replayCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -450,8 +525,13 @@ func transcript(out io.Writer, evs []event) error {
 			case str(e.Data, "error") != "":
 				fmt.Fprintf(w, "    #%d server error %s after %.3f ms\n", num(e.Data, "seq"), str(e.Data, "error"), e.Data["duration_ms"])
 			default:
-				fmt.Fprintf(w, "    #%d ok: %d rows in %.3f ms\n", num(e.Data, "seq"), num(e.Data, "rows"), e.Data["duration_ms"])
+				fmt.Fprintf(w, "    #%d ok: %d rows in %.3f ms", num(e.Data, "seq"), num(e.Data, "rows"), e.Data["duration_ms"])
+				if m, ok := e.Data["masked"].(map[string]any); ok && len(m) > 0 {
+					fmt.Fprintf(w, ", masked %s", formatCounts(m))
+				}
+				fmt.Fprintln(w)
 			}
+			printRows(w, e.Data)
 		case audit.TypeSessionEnd:
 			fmt.Fprintf(w, "\n-- session ended at %s: %s; %d statements, %d denied, %d rows, %d ms\n", e.Time.Local().Format(time.RFC3339),
 				str(e.Data, "reason"), num(e.Data, "statements"), num(e.Data, "denied"), num(e.Data, "rows"), num(e.Data, "duration_ms"))

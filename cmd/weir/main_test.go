@@ -136,7 +136,8 @@ func TestSessionsReplayExportVerify(t *testing.T) {
 	for _, ev := range []audit.Event{
 		{Type: audit.TypeSessionStart, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"protocol": "postgres", "client_addr": "127.0.0.1:5000", "token_id": "tok_1", "context": map[string]any{"attested": map[string]string{"ticket": "OPS-12"}}}},
 		{Type: audit.TypeCommand, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 1, "decision": "allow", "rule": "reads", "via": "query", "commands": []map[string]string{{"text": "SELECT 1"}}}},
-		{Type: audit.TypeResult, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 1, "rows": 1, "duration_ms": 0.5}},
+		{Type: audit.TypeResult, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 1, "rows": 1, "duration_ms": 0.5,
+			"masked": map[string]int{"email": 1}, "columns": []string{"id", "email"}, "rows_seen": [][]any{{"1", "a****@e*****.com"}}}},
 		{Type: audit.TypeCommand, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"seq": 2, "decision": "deny", "rule": "no-ddl", "reason": "weir: no", "commands": []map[string]string{{"text": "DROP TABLE t"}}}},
 		{Type: audit.TypeSessionEnd, SessionID: "s_1", Agent: "ci-bot", Target: "orders", Data: map[string]any{"reason": "client terminated", "statements": 2, "denied": 1}},
 	} {
@@ -154,7 +155,7 @@ func TestSessionsReplayExportVerify(t *testing.T) {
 		t.Fatalf("sessions list: %v\n%s", err, out)
 	}
 	out, _, err = weir(t, "replay", "--config", cfg, "s_1")
-	for _, want := range []string{"orders=> SELECT 1;", `allowed by rule "reads"`, "#1 ok: 1 rows", "orders=> DROP TABLE t;", `DENY by rule "no-ddl"`, "2 statements, 1 denied"} {
+	for _, want := range []string{"orders=> SELECT 1;", `allowed by rule "reads"`, "#1 ok: 1 rows in 0.500 ms, masked 1 email", " id | email", " 1  | a****@e*****.com", "orders=> DROP TABLE t;", `DENY by rule "no-ddl"`, "2 statements, 1 denied"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Fatalf("replay lacks %q: %v\n%s", want, err, out)
 		}

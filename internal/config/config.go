@@ -145,6 +145,10 @@ type Audit struct {
 	// CheckpointInterval is how often the chain's head is signed (default
 	// 10s). Records after the newest checkpoint are not yet signed.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// RecordBytes caps, per session, how many bytes of the (masked) result
+	// rows the agent saw are kept in the audit log for replay (default
+	// 1 MiB; 0 keeps none). Beyond it only counts are kept.
+	RecordBytes *int `yaml:"record_bytes"`
 }
 
 // Limits bound what one client may send.
@@ -170,6 +174,7 @@ const (
 	DefaultTokenTTL        = 15 * time.Minute
 	DefaultAgentMaxTTL     = time.Hour
 	DefaultEntraScope      = "https://ossrdbms-aad.database.windows.net/.default"
+	DefaultRecordBytes     = 1 << 20
 )
 
 // Error is a config error located in the file.
@@ -319,6 +324,10 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxMessageBytes == 0 {
 		c.Limits.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	if c.Audit.RecordBytes == nil {
+		n := DefaultRecordBytes
+		c.Audit.RecordBytes = &n
+	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = 10 * time.Second
 	}
@@ -368,6 +377,9 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.Limits.MaxMessageBytes < 4096 || c.Limits.MaxMessageBytes > 1<<30 {
 		v.fail("limits.max_message_bytes", "must be between 4096 and 1 GiB, got %d", c.Limits.MaxMessageBytes)
+	}
+	if *c.Audit.RecordBytes < 0 {
+		v.fail("audit.record_bytes", "must be 0 (record no rows) or more, got %d", *c.Audit.RecordBytes)
 	}
 	if c.Audit.CheckpointInterval < time.Second {
 		v.fail("audit.checkpoint_interval", "must be at least 1s, got %s", c.Audit.CheckpointInterval)

@@ -560,6 +560,12 @@ type Result struct {
 	Skipped bool
 	// Masked counts the values masked in its response, per detector.
 	Masked mask.Counts
+	// Columns and Rows are what the agent saw (after masking), as far as
+	// the session's recording budget allows; RowsTruncated says rows were
+	// left out.
+	Columns       []string
+	Seen          [][]*string
+	RowsTruncated bool
 }
 
 type resultEvent struct {
@@ -569,13 +575,17 @@ type resultEvent struct {
 	Error      string         `json:"error,omitempty"`
 	Skipped    bool           `json:"skipped,omitempty"`
 	Masked     map[string]int `json:"masked,omitempty"`
+	Columns    []string       `json:"columns,omitempty"`
+	Seen       [][]*string    `json:"rows_seen,omitempty"`
+	Truncated  bool           `json:"rows_truncated,omitempty"`
 }
 
 // Result records a forwarded request's outcome. It does not wait for the
 // record to be durable: the command was already recorded before it ran.
 func (s *Session) Result(r Result) {
 	s.rows.Add(r.Rows)
-	ev := &resultEvent{Seq: r.Seq, Rows: r.Rows, DurationMS: float64(r.Duration.Microseconds()) / 1000, Error: r.Error, Skipped: r.Skipped}
+	ev := &resultEvent{Seq: r.Seq, Rows: r.Rows, DurationMS: float64(r.Duration.Microseconds()) / 1000, Error: r.Error, Skipped: r.Skipped,
+		Columns: r.Columns, Seen: r.Seen, Truncated: r.RowsTruncated}
 	if !r.Masked.IsZero() {
 		ev.Masked = r.Masked.Map()
 		s.maskedMu.Lock()
@@ -618,6 +628,10 @@ func (s *Session) End(reason string) {
 		}
 	})
 }
+
+// RecordBudget is how many bytes of result rows a new session may keep
+// in the audit log.
+func (g *Gateway) RecordBudget() int { return *g.cfg.Audit.RecordBytes }
 
 // Sessions returns the number of live sessions.
 func (g *Gateway) Sessions() int {

@@ -102,3 +102,35 @@ func TestMaskedCountsAudited(t *testing.T) {
 		t.Fatal("no result record with masked email count 4")
 	}
 }
+
+// The audit log keeps the rows a real psql session saw, masked exactly as
+// the client got them (replay shows what the agent saw, never more).
+func TestRecordingMatchesWhatClientSaw(t *testing.T) {
+	tok, c := token(t, "ci-bot", time.Hour)
+	out, err := psql(t, dsn(tok, "shop", "require"), "SELECT id, email FROM customers ORDER BY id LIMIT 3")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var session string
+	var seen []string
+	var cols []any
+	for _, r := range auditRecords(t) {
+		if r.Type == audit.TypeSessionStart && r.Data["token_id"] == c.ID {
+			session = r.SessionID
+		}
+		if r.Type == audit.TypeResult && session != "" && r.SessionID == session {
+			cols, _ = r.Data["columns"].([]any)
+			rows, _ := r.Data["rows_seen"].([]any)
+			for _, row := range rows {
+				vals := row.([]any)
+				seen = append(seen, vals[0].(string)+"|"+vals[1].(string))
+			}
+		}
+	}
+	if got, want := strings.Join(seen, "\n")+"\n", out; got != want {
+		t.Fatalf("recorded rows:\n%s\npsql printed:\n%s", got, want)
+	}
+	if len(cols) != 2 || cols[1] != "email" || strings.Contains(out, "@example.com") {
+		t.Fatalf("columns %v, output %q", cols, out)
+	}
+}

@@ -67,6 +67,7 @@ type clientConn struct {
 	// Owned by the relay goroutine.
 	copyBinary bool        // the current COPY TO is in binary format
 	masked     mask.Counts // values masked since the last finished unit
+	rec        recording   // rows the agent saw, for replay
 
 	termOnce  sync.Once
 	endReason atomic.Pointer[string] // why the session ended, for the audit record
@@ -719,6 +720,7 @@ func (c *clientConn) relay() {
 	var cycle int64
 	var cycleErr string
 	masker := c.srv.gw.Masker()
+	c.rec.budget = c.srv.gw.RecordBudget()
 	for {
 		typ, raw, body, err := c.ur.next()
 		if err != nil {
@@ -764,6 +766,9 @@ func (c *clientConn) relay() {
 				c.terminate(merr.Error(), "0A000")
 				return
 			}
+		}
+		if c.rec.budget > 0 || c.rec.rows != nil {
+			c.rec.observe(typ, out)
 		}
 		c.cwMu.Lock()
 		_, werr := c.cw.Write(out)
@@ -844,8 +849,10 @@ func (c *clientConn) finishExtended(cycle int64, rows int64) {
 
 func (c *clientConn) finishLocked(u *unit, errCode string) {
 	u.done = true
-	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode, Masked: c.masked})
+	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode, Masked: c.masked,
+		Columns: c.rec.columns, Seen: c.rec.rows, RowsTruncated: c.rec.truncated})
 	c.masked = mask.Counts{}
+	c.rec.reset()
 }
 
 // readyForQuery closes a cycle: units not finished yet failed (the first)
