@@ -134,3 +134,20 @@ func TestRecordingMatchesWhatClientSaw(t *testing.T) {
 		t.Fatalf("columns %v, output %q", cols, out)
 	}
 }
+
+// A weir token pasted into data never comes back readable (corpus G02).
+func TestWeirTokenMaskedInResults(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, "shop")
+	leaked, _ := token(t, "ci-bot", time.Hour)
+	if _, err := conn.Exec(ctx, "INSERT INTO scratch(note) VALUES ($1)", "my token is "+leaked); err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	if err := conn.QueryRow(ctx, "SELECT note FROM scratch WHERE note LIKE 'my token is %' ORDER BY id DESC LIMIT 1").Scan(&note); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(note, leaked) || strings.Contains(note, strings.Split(leaked, ".")[2]) || !strings.HasPrefix(note, "my token is ") {
+		t.Fatalf("weir token not masked: %q", note)
+	}
+}
