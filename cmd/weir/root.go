@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"os/user"
@@ -21,6 +23,7 @@ import (
 	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/gateway"
+	"github.com/weir-gw/weir/internal/httpapi"
 	"github.com/weir-gw/weir/internal/identity"
 	"github.com/weir-gw/weir/internal/proxy/postgres"
 	"github.com/weir-gw/weir/internal/store"
@@ -35,7 +38,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
-	root.AddCommand(serveCmd(), tokenCmd(), auditCmd(), sessionsCmd(), replayCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), auditCmd(), sessionsCmd(), replayCmd())
 	return root
 }
 
@@ -120,9 +123,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen.postgres: %w", err)
 	}
-	log.Info("weir is serving", "postgres", ln.Addr().String(), "data_dir", cfg.DataDir, "targets", len(cfg.Targets), "rules", len(cfg.Policy.Rules))
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- pg.Serve(ln) }()
+	httpAddr := "off"
+	if cfg.Listen.HTTP != "" {
+		stopHTTP, addr, err := serveHTTP(cfg, auth, aw, tlsCfg, log, errc)
+		if err != nil {
+			pg.Close()
+			return err
+		}
+		defer stopHTTP()
+		httpAddr = addr
+	}
+	log.Info("weir is serving", "postgres", ln.Addr().String(), "http", httpAddr, "data_dir", cfg.DataDir, "targets", len(cfg.Targets), "rules", len(cfg.Policy.Rules))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -133,6 +146,49 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	pg.Close()
 	return err
+}
+
+// serveHTTP runs the HTTP API (token exchange, admin endpoints). It speaks
+// TLS unless plaintext on loopback is explicitly allowed, as for
+// PostgreSQL: the requests carry tokens.
+func serveHTTP(cfg *config.Config, auth *identity.Authority, aw *audit.Writer, tlsCfg *tls.Config, log *slog.Logger, errc chan<- error) (func(), string, error) {
+	fed, err := identity.NewFederator(cfg, auth, identity.FederatorOptions{Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	opts := httpapi.Options{Authority: auth, Audit: aw.Append, Logger: log}
+	if fed.HasRules() {
+		opts.Federator = fed
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.HTTP)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen.http: %w", err)
+	}
+	srv := &http.Server{Handler: httpapi.New(opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, TLSConfig: tlsCfg,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	host, _, _ := net.SplitHostPort(cfg.Listen.HTTP)
+	plain := cfg.TLS.AllowPlaintextLoopback && (host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback())
+	scheme := "https"
+	go func() {
+		var err error
+		if plain {
+			err = srv.Serve(ln)
+		} else {
+			err = srv.ServeTLS(ln, "", "")
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	if plain {
+		scheme = "http"
+	}
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return stop, scheme + "://" + ln.Addr().String(), nil
 }
 
 func tokenCmd() *cobra.Command {

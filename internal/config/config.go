@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -99,6 +100,60 @@ type Agent struct {
 	Name    string        `yaml:"name"`
 	Targets []string      `yaml:"targets"`
 	MaxTTL  time.Duration `yaml:"max_ttl"`
+	// Federation lists the OIDC tokens (a CI job's, a workload's) that may
+	// be exchanged for a weir token of this agent at POST /v1/token/exchange.
+	// A token is accepted when any one rule matches it.
+	Federation []Federation `yaml:"federation"`
+}
+
+// Federation is one rule admitting OIDC tokens of an external issuer.
+type Federation struct {
+	// Issuer is the exact iss claim (and the OIDC discovery base URL), e.g.
+	// https://token.actions.githubusercontent.com. It must be https (http
+	// only for a loopback host).
+	Issuer string `yaml:"issuer"`
+	// Audience must be one of the token's aud values.
+	Audience string `yaml:"audience"`
+	// Subject is a pattern the whole sub claim must match: '*' matches any
+	// run of characters except ':', '**' matches any run including ':', '?'
+	// one character other than ':'; everything else is literal.
+	Subject string `yaml:"subject"`
+	// When is an optional CEL condition over `claims` (the token's verified
+	// claims, map(string, dyn)); it is compiled when the server starts.
+	When string `yaml:"when"`
+	// TTL is the lifetime of the weir token (default tokens.default_ttl);
+	// it is further capped by the agent's max_ttl and by the OIDC token's
+	// remaining lifetime.
+	TTL time.Duration `yaml:"ttl"`
+	// Provider selects the claims-to-context mapping: github-actions,
+	// azure-devops, entra or generic. Empty: detected from the issuer.
+	Provider string `yaml:"provider"`
+
+	// Line is where the rule's `when` (or the rule) is written (not a YAML key).
+	Line int `yaml:"-"`
+}
+
+// Federation providers (claims-to-context mappings).
+const (
+	ProviderGitHubActions = "github-actions"
+	ProviderAzureDevOps   = "azure-devops"
+	ProviderEntra         = "entra"
+	ProviderGeneric       = "generic"
+)
+
+// DetectProvider names the claims mapping for an issuer URL.
+func DetectProvider(issuer string) string {
+	switch {
+	case issuer == "https://token.actions.githubusercontent.com" || strings.HasPrefix(issuer, "https://token.actions.githubusercontent.com/"):
+		return ProviderGitHubActions
+	case strings.HasPrefix(issuer, "https://vstoken.dev.azure.com/"):
+		return ProviderAzureDevOps
+	case strings.HasPrefix(issuer, "https://login.microsoftonline.com/"), strings.HasPrefix(issuer, "https://sts.windows.net/"),
+		strings.HasPrefix(issuer, "https://login.microsoftonline.us/"), strings.HasPrefix(issuer, "https://login.chinacloudapi.cn/"),
+		strings.HasPrefix(issuer, "https://login.partner.microsoftonline.cn/"):
+		return ProviderEntra
+	}
+	return ProviderGeneric
 }
 
 // Policy is the ordered rule list; the first rule whose condition holds wins
@@ -227,6 +282,16 @@ func Parse(path string, data []byte) (*Config, error) {
 	for i := range cfg.Policy.Rules {
 		cfg.Policy.Rules[i].Line = lines[fmt.Sprintf("policy.rules[%d].when", i)]
 	}
+	for i := range cfg.Agents {
+		for j := range cfg.Agents[i].Federation {
+			key := fmt.Sprintf("agents[%d].federation[%d]", i, j)
+			line := lines[key+".when"]
+			if line == 0 {
+				line = lines[key]
+			}
+			cfg.Agents[i].Federation[j].Line = line
+		}
+	}
 	v := validator{file: path, lines: lines}
 	cfg.applyDefaults()
 	cfg.validate(&v)
@@ -350,6 +415,12 @@ func (c *Config) applyDefaults() {
 		if c.Agents[i].MaxTTL == 0 {
 			c.Agents[i].MaxTTL = DefaultAgentMaxTTL
 		}
+		for j := range c.Agents[i].Federation {
+			f := &c.Agents[i].Federation[j]
+			if f.Provider == "" {
+				f.Provider = DetectProvider(f.Issuer)
+			}
+		}
 	}
 }
 
@@ -454,6 +525,12 @@ func (c *Config) validate(v *validator) {
 		if a.MaxTTL < time.Minute || a.MaxTTL > 7*24*time.Hour {
 			v.fail(key+".max_ttl", "must be between 1m and 168h, got %s", a.MaxTTL)
 		}
+		if len(a.Federation) > 0 && c.Listen.HTTP == "" {
+			v.fail(key+".federation", "needs listen.http: federated tokens are exchanged at POST /v1/token/exchange on that address")
+		}
+		for j, f := range a.Federation {
+			validateFederation(v, fmt.Sprintf("%s.federation[%d]", key, j), f, a.MaxTTL)
+		}
 	}
 
 	if len(c.Policy.Masking.Columns) > 0 {
@@ -482,6 +559,68 @@ func (c *Config) validate(v *validator) {
 			v.fail(key+".action", "must be allow, deny or review, got %q", r.Action)
 		}
 	}
+}
+
+func validateFederation(v *validator, key string, f Federation, maxTTL time.Duration) {
+	if f.Issuer == "" {
+		v.fail(key+".issuer", "missing: the exact issuer (iss) of the OIDC tokens, e.g. https://token.actions.githubusercontent.com")
+	} else if u, err := url.Parse(f.Issuer); err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
+		v.fail(key+".issuer", "%q is not an issuer URL: write it exactly as the tokens' iss claim, e.g. https://token.actions.githubusercontent.com", f.Issuer)
+	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		v.fail(key+".issuer", "must be https (discovery and signing keys fetched over plain http could be forged); http is only allowed for a loopback issuer")
+	}
+	if strings.TrimSpace(f.Audience) == "" {
+		v.fail(key+".audience", `missing: the audience (aud) the tokens must be issued for, e.g. "weir" (GitHub Actions: core.getIDToken('weir'))`)
+	}
+	if err := CheckSubjectPattern(f.Subject); err != nil {
+		v.fail(key+".subject", "%v", err)
+	} else if f.Provider == ProviderGitHubActions && strings.HasPrefix(f.Subject, "repo:") {
+		owner, _, ok := strings.Cut(strings.TrimPrefix(f.Subject, "repo:"), "/")
+		if !ok || owner == "" || strings.ContainsAny(owner, "*?:") {
+			v.fail(key+".subject", `the owner in %q must be written out ("repo:OWNER/REPO:..."): every GitHub repository's workflow can ask for a token with any audience`, f.Subject)
+		}
+	}
+	if f.When != "" && strings.TrimSpace(f.When) == "" {
+		v.fail(key+".when", "is blank: remove it or write a CEL condition over claims")
+	}
+	if f.TTL < 0 || (f.TTL > 0 && f.TTL < time.Second) {
+		v.fail(key+".ttl", "must be at least 1s, got %s", f.TTL)
+	} else if f.TTL > maxTTL {
+		v.fail(key+".ttl", "%s exceeds the agent's max_ttl of %s", f.TTL, maxTTL)
+	}
+	switch f.Provider {
+	case ProviderGitHubActions, ProviderAzureDevOps, ProviderEntra, ProviderGeneric:
+	default:
+		v.fail(key+".provider", "must be github-actions, azure-devops, entra or generic (or left out to detect it from the issuer), got %q", f.Provider)
+	}
+}
+
+// MaxSubjectPattern bounds a federation subject pattern's length.
+const MaxSubjectPattern = 512
+
+// CheckSubjectPattern validates a federation subject pattern. A pattern
+// must pin something: one made only of wildcards would admit every token
+// the issuer signs for the audience, and for a public issuer such as GitHub
+// Actions anyone's workflow can ask for any audience.
+func CheckSubjectPattern(p string) error {
+	if p == "" {
+		return errors.New(`missing: a pattern for the token's subject (sub), e.g. "repo:acme/shop:ref:refs/heads/main"`)
+	}
+	if len(p) > MaxSubjectPattern {
+		return fmt.Errorf("is longer than %d characters", MaxSubjectPattern)
+	}
+	if strings.Contains(p, "***") {
+		return errors.New(`"***" is ambiguous: use "*" (not crossing ':') or "**" (crossing ':')`)
+	}
+	if strings.Trim(p, "*?") == "" {
+		return fmt.Errorf("%q matches (nearly) every subject of the issuer: name the repository, project or identity the tokens must come from", p)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

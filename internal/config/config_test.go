@@ -93,3 +93,92 @@ func TestExampleConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+const withFederation = `    federation:
+      - issuer: https://token.actions.githubusercontent.com
+        audience: weir
+        subject: "repo:acme/shop:ref:refs/heads/*"
+        when: 'claims.repository_owner == "acme"'
+        ttl: 15m
+      - issuer: https://vstoken.dev.azure.com/0f0e1d2c
+        audience: api://AzureADTokenExchange
+        subject: "sc://acme/shop/*"
+`
+
+// validHTTP is valid with listen.http, which federation needs.
+var validHTTP = strings.Replace(valid, "  postgres: 127.0.0.1:6432\n", "  postgres: 127.0.0.1:6432\n  http: 127.0.0.1:8080\n", 1)
+
+func TestParseFederation(t *testing.T) {
+	text := strings.Replace(validHTTP, "    max_ttl: 1h\n", "    max_ttl: 1h\n"+withFederation, 1)
+	cfg, err := Parse("weir.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Agent("ci-bot")
+	if len(a.Federation) != 2 {
+		t.Fatalf("federation %+v", a.Federation)
+	}
+	gh, ado := a.Federation[0], a.Federation[1]
+	if gh.Provider != ProviderGitHubActions || gh.TTL != 15*time.Minute || gh.Audience != "weir" || gh.Line != 21 {
+		t.Errorf("github rule %+v", gh)
+	}
+	if ado.Provider != ProviderAzureDevOps || ado.TTL != 0 || ado.Line != 23 {
+		t.Errorf("azure devops rule %+v", ado)
+	}
+	for issuer, want := range map[string]string{
+		"https://token.actions.githubusercontent.com":      ProviderGitHubActions,
+		"https://token.actions.githubusercontent.com/acme": ProviderGitHubActions,
+		"https://token.actions.githubusercontent.com.evil": ProviderGeneric,
+		"https://vstoken.dev.azure.com/0f0e":               ProviderAzureDevOps,
+		"https://login.microsoftonline.com/tid/v2.0":       ProviderEntra,
+		"https://sts.windows.net/tid/":                     ProviderEntra,
+		"https://idp.example.com":                          ProviderGeneric,
+		"http://token.actions.githubusercontent.com":       ProviderGeneric,
+	} {
+		if got := DetectProvider(issuer); got != want {
+			t.Errorf("DetectProvider(%q) = %s, want %s", issuer, got, want)
+		}
+	}
+}
+
+func TestParseFederationErrors(t *testing.T) {
+	base := strings.Replace(validHTTP, "    max_ttl: 1h\n", "    max_ttl: 1h\n"+withFederation, 1)
+	tests := []struct {
+		name, old, new, expect string
+	}{
+		{"unknown key", "        ttl: 15m\n", "        ttl: 15m\n        audiences: [x]\n", `weir.yaml:23: unknown key "audiences" (in federation)`},
+		{"missing issuer", "      - issuer: https://token.actions.githubusercontent.com\n        audience: weir\n", "      - audience: weir\n", "weir.yaml:18: agents[0].federation[0].issuer: missing"},
+		{"plain http issuer", "issuer: https://token.actions", "issuer: http://token.actions", "agents[0].federation[0].issuer: must be https"},
+		{"issuer not a URL", "issuer: https://token.actions.githubusercontent.com", "issuer: token.actions.githubusercontent.com", "agents[0].federation[0].issuer: \"token.actions.githubusercontent.com\" is not an issuer URL"},
+		{"issuer with query", "issuer: https://token.actions.githubusercontent.com", "issuer: https://token.actions.githubusercontent.com?x=1", "is not an issuer URL"},
+		{"missing audience", "        audience: weir\n", "", "weir.yaml:18: agents[0].federation[0].audience: missing"},
+		{"missing subject", `        subject: "repo:acme/shop:ref:refs/heads/*"` + "\n", "", "agents[0].federation[0].subject: missing"},
+		{"subject all wildcards", `subject: "sc://acme/shop/*"`, `subject: "**"`, `weir.yaml:25: agents[0].federation[1].subject: "**" matches (nearly) every subject`},
+		{"github owner wildcard", `subject: "repo:acme/shop:ref:refs/heads/*"`, `subject: "repo:*/shop:ref:refs/heads/*"`, "agents[0].federation[0].subject: the owner in"},
+		{"github catch-all", `subject: "repo:acme/shop:ref:refs/heads/*"`, `subject: "repo:**"`, "agents[0].federation[0].subject: the owner in"},
+		{"triple star", `subject: "sc://acme/shop/*"`, `subject: "sc://acme/***"`, `"***" is ambiguous`},
+		{"ttl over max_ttl", "ttl: 15m", "ttl: 2h", "weir.yaml:22: agents[0].federation[0].ttl: 2h0m0s exceeds the agent's max_ttl of 1h0m0s"},
+		{"ttl too small", "ttl: 15m", "ttl: 10ms", "agents[0].federation[0].ttl: must be at least 1s"},
+		{"bad provider", "ttl: 15m", "ttl: 15m\n        provider: gitlab", `agents[0].federation[0].provider: must be github-actions, azure-devops, entra or generic`},
+		{"no listen.http", "  http: 127.0.0.1:8080\n", "", "weir.yaml:16: agents[0].federation: needs listen.http"},
+		{"blank when", `when: 'claims.repository_owner == "acme"'`, `when: " "`, "agents[0].federation[0].when: is blank"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(base, tc.old) {
+				t.Fatalf("test edits %q, which the config lacks", tc.old)
+			}
+			text := strings.Replace(base, tc.old, tc.new, 1)
+			_, err := Parse("weir.yaml", []byte(text))
+			if err == nil || !strings.Contains(err.Error(), tc.expect) {
+				t.Fatalf("got %v\nwant it to contain %q", err, tc.expect)
+			}
+		})
+	}
+	// A loopback issuer may be plain http (tests, a local issuer).
+	text := strings.Replace(base, "issuer: https://token.actions.githubusercontent.com", "issuer: http://127.0.0.1:9999/oidc", 1)
+	text = strings.Replace(text, `subject: "repo:acme/shop:ref:refs/heads/*"`, `subject: "svc-*"`, 1)
+	if _, err := Parse("weir.yaml", []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+}
