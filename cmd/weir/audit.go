@@ -26,8 +26,9 @@ import (
 )
 
 // startCheckpoints signs the chain's head every interval, and once more
-// when stopped.
-func startCheckpoints(st store.Store, signer audit.Signer, interval time.Duration, log *slog.Logger) func() {
+// when stopped; with a retention, it prunes older records every hour.
+func startCheckpoints(st store.Store, auth *identity.Authority, interval, retention time.Duration, log *slog.Logger) func() {
+	var signer audit.Signer = auth
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	write := func() {
@@ -35,10 +36,26 @@ func startCheckpoints(st store.Store, signer audit.Signer, interval time.Duratio
 			log.Error("audit checkpoint failed", "err", err)
 		}
 	}
+	prune := func() {
+		if retention <= 0 {
+			return
+		}
+		rep, err := audit.Prune(context.Background(), st, signer, auth.PublicKeys(), time.Now().Add(-retention))
+		if err != nil {
+			log.Error("audit retention: pruning refused", "err", err)
+			return
+		}
+		if rep.Removed > 0 {
+			log.Info("audit retention: pruned", "records", rep.Removed, "first", rep.First)
+		}
+	}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
+		p := time.NewTicker(time.Hour)
+		defer p.Stop()
+		prune()
 		for {
 			select {
 			case <-stop:
@@ -46,6 +63,8 @@ func startCheckpoints(st store.Store, signer audit.Signer, interval time.Duratio
 				return
 			case <-t.C:
 				write()
+			case <-p.C:
+				prune()
 			}
 		}
 	}()
@@ -90,6 +109,9 @@ func auditCmd() *cobra.Command {
 				msg += fmt.Sprintf(" (from record %d)", rep.First)
 			}
 			msg += ", chain intact"
+			if rep.Anchored {
+				msg += " (earlier records pruned; the start is signed)"
+			}
 			if rep.Checkpoints > 0 {
 				msg += fmt.Sprintf(", %d signed checkpoints, last signed %s ago", rep.Checkpoints, time.Since(rep.LastCheckpoint).Round(time.Second))
 				if rep.Unsigned > 0 {
@@ -162,7 +184,30 @@ func auditCmd() *cobra.Command {
 	export.Flags().DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h); default all")
 	export.Flags().StringVar(&format, "format", "jsonl", "output format (jsonl)")
 	export.Flags().BoolVar(&follow, "follow", false, "keep printing new records as they are written")
-	cmd.AddCommand(verify, pubkey, export)
+	var olderThan time.Duration
+	prune := &cobra.Command{
+		Use:   "prune --older-than 720h",
+		Short: "Remove signed records older than a duration; the chain still verifies",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if olderThan <= 0 {
+				return errors.New("--older-than is required (e.g. 720h)")
+			}
+			env, err := openEnv(cmd)
+			if err != nil {
+				return err
+			}
+			defer env.close()
+			rep, err := audit.Prune(cmd.Context(), env.st, env.auth, env.auth.PublicKeys(), time.Now().Add(-olderThan))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d records; the chain now starts at record %d\n", rep.Removed, rep.First)
+			return nil
+		},
+	}
+	prune.Flags().DurationVar(&olderThan, "older-than", 0, "remove records older than this")
+	cmd.AddCommand(verify, pubkey, export, prune)
 	return cmd
 }
 

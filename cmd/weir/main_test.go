@@ -183,3 +183,36 @@ func TestSessionsReplayExportVerify(t *testing.T) {
 		t.Fatalf("tampered export: %v", err)
 	}
 }
+
+func TestAuditPrune(t *testing.T) {
+	cfg := writeConfig(t, readsRule)
+	env, err := openEnvPath(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	for i := 0; i < 5; i++ {
+		if err := audit.AppendOne(ctx, env.st, audit.Event{Type: audit.TypeCommand, Time: old.Add(time.Duration(i) * time.Minute), SessionID: "s_old", Data: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := audit.Checkpoint(ctx, env.st, env.auth, old.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.AppendOne(ctx, env.st, audit.Event{Type: audit.TypeCommand, SessionID: "s_new", Data: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	env.close()
+	out, _, err := weir(t, "audit", "prune", "--config", cfg, "--older-than", "24h")
+	if err != nil || !strings.HasPrefix(out, "pruned 5 records") {
+		t.Fatalf("prune: %v %q", err, out)
+	}
+	out, _, err = weir(t, "audit", "verify", "--config", cfg)
+	if err != nil || !strings.Contains(out, "earlier records pruned; the start is signed") {
+		t.Fatalf("verify after prune: %v %q", err, out)
+	}
+	if _, _, err := weir(t, "audit", "prune", "--config", cfg); err == nil {
+		t.Fatal("prune without --older-than ran")
+	}
+}

@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	gw.Start(time.Second)
 	defer gw.Close()
-	stopCheckpoints := startCheckpoints(st, auth, cfg.Audit.CheckpointInterval, log)
+	stopCheckpoints := startCheckpoints(st, auth, cfg.Audit.CheckpointInterval, cfg.Audit.Retention, log)
 	defer stopCheckpoints()
 
 	tlsCfg, err := tlsutil.ServerConfig(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.DataDir)

@@ -286,8 +286,13 @@ func Hash(r *store.AuditRecord) []byte {
 type Report struct {
 	Records int64
 	// First is the first record's sequence number (1 for a whole log; more
-	// for an export that starts later).
+	// for a pruned log, or an export that starts later).
 	First int64
+	// Anchored is set when First > 1 and the first record's link to the
+	// records before it is signed: by a prune anchor in the store (Verify),
+	// or because the first record is a checkpoint signing the record before
+	// it, as after a prune (VerifyFile).
+	Anchored bool
 	// BrokenAt is the sequence number of the first record that fails, 0 when intact.
 	BrokenAt int64
 	Problem  string
@@ -310,11 +315,15 @@ type chain struct {
 	lastSig     []byte
 	lastCkptSeq int64
 	lastCkptAt  time.Time
-	anchored    bool // a partial export: the first record's prev hash is trusted
+	partial     bool // a partial export: the first record's prev hash is trusted
+	// A log that starts after record 1 is accepted when anchor, a verified
+	// prune anchor, names its first record; noAnchor says why there is none.
+	anchor   *store.PruneAnchor
+	noAnchor string
 }
 
 func newChain(keys map[string]ed25519.PublicKey, partial bool) *chain {
-	return &chain{prev: genesisHash(), keys: keys, recent: map[int64][]byte{}, anchored: partial}
+	return &chain{prev: genesisHash(), keys: keys, recent: map[int64][]byte{}, partial: partial}
 }
 
 func (c *chain) fail(seq int64, format string, args ...any) bool {
@@ -326,10 +335,18 @@ func (c *chain) fail(seq int64, format string, args ...any) bool {
 func (c *chain) add(r *store.AuditRecord) bool {
 	if c.rep.Records == 0 {
 		c.rep.First = r.Seq
-		if c.anchored {
+		switch {
+		case c.partial:
 			c.prev = r.PrevHash
-		} else if r.Seq != 1 {
-			return c.fail(1, "record 1 is missing (the log starts at record %d): deleted", r.Seq)
+		case r.Seq == 1:
+		case c.anchor != nil && c.anchor.FirstSeq == r.Seq:
+			if !bytes.Equal(r.PrevHash, c.anchor.PrevHash) {
+				return c.fail(r.Seq, "record %d does not match the signed prune anchor (previous-hash mismatch): replaced", r.Seq)
+			}
+			c.prev = c.anchor.PrevHash
+			c.rep.Anchored = true
+		default:
+			return c.fail(1, "record 1 is missing (the log starts at record %d%s): deleted", r.Seq, c.noAnchor)
 		}
 	} else if want := c.rep.First + c.rep.Records; r.Seq != want {
 		return c.fail(want, "record %d is missing (next stored record is %d): deleted or reordered", want, r.Seq)
@@ -365,6 +382,9 @@ func (c *chain) checkpoint(r *store.AuditRecord) bool {
 	if !ed25519.Verify(key, checkpointMessage(cp.SignsSeq, cp.SignsHash, cp.PrevSignature), cp.Signature) {
 		return c.fail(r.Seq, "checkpoint record %d has an invalid signature: the records it covers, or the checkpoint, were altered", r.Seq)
 	}
+	if c.rep.Records == 0 && c.partial && cp.SignsSeq == r.Seq-1 && bytes.Equal(cp.SignsHash, r.PrevHash) {
+		c.rep.Anchored = true // the signature covers the first record's link
+	}
 	if c.lastSig != nil && !bytes.Equal(cp.PrevSignature, c.lastSig) {
 		return c.fail(r.Seq, "checkpoint record %d does not chain to the previous checkpoint (record %d)", r.Seq, c.lastCkptSeq)
 	}
@@ -391,48 +411,149 @@ func (c *chain) checkpoint(r *store.AuditRecord) bool {
 
 // Verify walks the whole chain in st, checking every link and every signed
 // checkpoint with keys, and that the newest checkpoint recorded outside the
-// log is still in it (a truncated tail).
+// log is still in it (a truncated tail). A log that starts after record 1
+// is accepted only when the store holds a prune anchor, validly signed with
+// one of keys, for its first record and that record's previous hash.
 func Verify(ctx context.Context, st store.Store, keys map[string]ed25519.PublicKey) (Report, error) {
-	c := newChain(keys, false)
-	var after int64
-	for {
-		recs, err := st.ReadAudit(ctx, after, 5000)
-		var corrupt *store.CorruptRecordError
-		if errors.As(err, &corrupt) {
-			c.rep.BrokenAt, c.rep.Problem = after+1, corrupt.Error()
-			return c.rep, nil
+	w := newStoreWalk(st, keys)
+	err := w.verify(ctx)
+	return w.c.rep, err
+}
+
+// storeWalk verifies a store's log incrementally: each run checks the
+// records stored since the last one it saw.
+type storeWalk struct {
+	st    store.Store
+	keys  map[string]ed25519.PublicKey
+	c     *chain
+	after int64
+	// visit, when set, sees each record that verified, in order; restart
+	// is called when the walk starts over.
+	visit   func(*store.AuditRecord)
+	restart func()
+}
+
+func newStoreWalk(st store.Store, keys map[string]ed25519.PublicKey) *storeWalk {
+	return &storeWalk{st: st, keys: keys, c: newChain(keys, false)}
+}
+
+// verify runs the walk to the end of the log, then checks that the newest
+// checkpoint recorded outside the log was seen. A broken chain is reported
+// in w.c.rep, not as an error.
+//
+// The walk reads the log in pages; another process may prune it in
+// between, and the next page then seems to skip records. So when the walk
+// breaks and the log no longer starts where it did, it starts over (a
+// few times at most): the result is always that of one whole walk.
+func (w *storeWalk) verify(ctx context.Context) error {
+	for restarts := 0; ; restarts++ {
+		err := w.verifyToEnd(ctx)
+		if err != nil || w.c.rep.BrokenAt == 0 || w.c.rep.First == 0 || restarts == 3 {
+			return err
+		}
+		head, err := w.st.ReadAudit(ctx, 0, 1)
+		if err != nil || len(head) == 0 || head[0].Seq == w.c.rep.First {
+			return nil // a real break; a read error here says nothing more
+		}
+		w.c, w.after = newChain(w.keys, false), 0
+		if w.restart != nil {
+			w.restart()
+		}
+	}
+}
+
+func (w *storeWalk) verifyToEnd(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		if ok, err := w.run(ctx); !ok || err != nil {
+			return err
+		}
+		last, err := w.st.LastCheckpoint(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
 		if err != nil {
-			return c.rep, err
+			return err
 		}
-		if len(recs) == 0 {
-			break
+		if w.c.lastCkptSeq >= last.Seq {
+			return nil
 		}
-		for i := range recs {
-			if !c.add(&recs[i]) {
-				return c.rep, nil
-			}
-			after = recs[i].Seq
+		if attempt == 0 {
+			continue // a checkpoint appended after the walk ended: walk on
 		}
-	}
-	last, err := st.LastCheckpoint(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		return c.rep, nil
-	}
-	if err != nil {
-		return c.rep, err
-	}
-	if c.lastCkptSeq < last.Seq {
+		c := w.c
 		c.rep.BrokenAt = c.rep.First + c.rep.Records
 		c.rep.Problem = fmt.Sprintf("the log ends at record %d, but checkpoint record %d (signed %s) was written: the tail was truncated",
 			c.rep.First+c.rep.Records-1, last.Seq, last.SignedAt.UTC().Format(time.RFC3339))
+		return nil
 	}
-	return c.rep, nil
+}
+
+// run checks the records after w.after; false means broken (see w.c.rep).
+func (w *storeWalk) run(ctx context.Context) (bool, error) {
+	c := w.c
+	if c.rep.BrokenAt != 0 {
+		return false, nil
+	}
+	for {
+		recs, err := w.st.ReadAudit(ctx, w.after, 5000)
+		var corrupt *store.CorruptRecordError
+		if errors.As(err, &corrupt) {
+			c.rep.BrokenAt, c.rep.Problem = w.after+1, corrupt.Error()
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(recs) == 0 {
+			return true, nil
+		}
+		for i := range recs {
+			r := &recs[i]
+			if c.rep.Records == 0 && r.Seq != 1 {
+				if err := c.findAnchor(ctx, w.st, r.Seq); err != nil {
+					return false, err
+				}
+			}
+			if !c.add(r) {
+				return false, nil
+			}
+			if w.visit != nil {
+				w.visit(r)
+			}
+			w.after = r.Seq
+		}
+	}
+}
+
+// findAnchor looks for a validly signed prune anchor for a log that starts
+// at record first.
+func (c *chain) findAnchor(ctx context.Context, st store.Store, first int64) error {
+	c.anchor = nil
+	a, err := st.PruneAnchor(ctx, first)
+	if errors.Is(err, store.ErrNotFound) {
+		c.noAnchor = ", and no prune anchor names it"
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the prune anchor: %w", err)
+	}
+	key, ok := c.keys[a.KeyID]
+	switch {
+	case !ok:
+		c.noAnchor = fmt.Sprintf("; its prune anchor is signed with key %q, which is not among the verification keys", a.KeyID)
+	case !ed25519.Verify(key, pruneMessage(a.FirstSeq, a.PrevHash), a.Signature):
+		c.noAnchor = "; its prune anchor has an invalid signature"
+	default:
+		c.anchor = &a
+	}
+	return nil
 }
 
 // VerifyFile verifies an exported log (or a copy of audit.jsonl) offline
 // with the given public keys. An export that does not start at record 1 is
-// checked from its first record on.
+// checked from its first record on; Report.Anchored tells whether that
+// first record is a checkpoint signing the link to the records before it
+// (as a pruned log starts).
 func VerifyFile(path string, keys map[string]ed25519.PublicKey) (Report, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -204,6 +204,10 @@ type Audit struct {
 	// rows the agent saw are kept in the audit log for replay (default
 	// 1 MiB; 0 keeps none). Beyond it only counts are kept.
 	RecordBytes *int `yaml:"record_bytes"`
+	// Retention is how long records are kept (0, the default: forever).
+	// Pruning removes only records covered by a signed checkpoint and
+	// leaves a signed anchor, so the shortened chain still verifies.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Limits bound what one client may send.
@@ -451,6 +455,9 @@ func (c *Config) validate(v *validator) {
 	}
 	if *c.Audit.RecordBytes < 0 {
 		v.fail("audit.record_bytes", "must be 0 (record no rows) or more, got %d", *c.Audit.RecordBytes)
+	}
+	if c.Audit.Retention != 0 && c.Audit.Retention < time.Hour {
+		v.fail("audit.retention", "must be 0 (keep forever) or at least 1h, got %s", c.Audit.Retention)
 	}
 	if c.Audit.CheckpointInterval < time.Second {
 		v.fail("audit.checkpoint_interval", "must be at least 1s, got %s", c.Audit.CheckpointInterval)

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -29,6 +31,11 @@ import (
 // Several processes append (the server and CLI commands): every append
 // holds an exclusive flock and re-reads the chain head when the file grew
 // since this process last wrote, so the chain never forks.
+//
+// Pruning (see prune) replaces the file: it writes the kept tail to
+// audit.jsonl.tmp under the same flock and renames it over audit.jsonl. A
+// process holding the old file open notices under the lock, before each
+// append, that the path now names another file, and re-opens it.
 type auditLog struct {
 	path  string
 	fsync bool
@@ -40,10 +47,12 @@ type auditLog struct {
 	headHash  []byte // idem
 	headKnown bool
 	buf       []byte // reused line buffer
+	pathStat  syscall.Stat_t
 
-	// Resume point for sequential ReadAudit paging.
+	// Resume point for sequential ReadAudit paging, valid in readFile.
 	readSeq    int64
 	readOffset int64
+	readFile   os.FileInfo
 }
 
 // auditLine is the on-disk form of a record. Hashes are hex; the time is
@@ -68,30 +77,113 @@ func openAuditLog(path string, fsync bool) (*auditLog, error) {
 	return &auditLog{path: path, fsync: fsync, f: f, knownSize: -1}, nil
 }
 
-func (l *auditLog) close() error { return l.f.Close() }
+func (l *auditLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
 
-func (l *auditLog) lock() error {
+func lockFile(f *os.File) error {
 	for {
-		err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_EX)
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
 		if err != syscall.EINTR {
 			return err
 		}
 	}
 }
 
-func (l *auditLog) unlock() { syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN) }
+func unlockFile(f *os.File) { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
 
-func (l *auditLog) append(recs []AuditRecord, genesis []byte, hash func(*AuditRecord) []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.lock(); err != nil {
-		return fmt.Errorf("locking audit log: %w", err)
+// lockCurrent takes the exclusive flock on the file l.path names now,
+// re-opening it first if a prune renamed another file over it (or it was
+// removed). Called with l.mu held; the caller unlocks l.f.
+func (l *auditLog) lockCurrent() (os.FileInfo, error) {
+	for {
+		if err := lockFile(l.f); err != nil {
+			return nil, fmt.Errorf("locking audit log: %w", err)
+		}
+		fi, err := l.f.Stat()
+		if err != nil {
+			unlockFile(l.f)
+			return nil, err
+		}
+		replaced, err := l.replaced(fi)
+		if err != nil || !replaced {
+			if err != nil {
+				unlockFile(l.f)
+			}
+			return fi, err
+		}
+		unlockFile(l.f)
+		if err := l.reopen(); err != nil {
+			return nil, err
+		}
 	}
-	defer l.unlock()
+}
+
+// replaced reports whether l.path no longer names the open file fi. It
+// runs for every append, hence the raw stat (no allocation).
+func (l *auditLog) replaced(fi os.FileInfo) (bool, error) {
+	open, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		pfi, err := os.Stat(l.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
+		return err == nil && !os.SameFile(fi, pfi), err
+	}
+	for {
+		err := syscall.Stat(l.path, &l.pathStat)
+		switch err {
+		case nil:
+			return l.pathStat.Dev != open.Dev || l.pathStat.Ino != open.Ino, nil
+		case syscall.ENOENT:
+			return true, nil
+		case syscall.EINTR:
+			continue
+		}
+		return false, &fs.PathError{Op: "stat", Path: l.path, Err: err}
+	}
+}
+
+// refresh re-opens l.path if it names another file than l.f (for reads
+// outside the lock). Called with l.mu held.
+func (l *auditLog) refresh() error {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return err
 	}
+	if replaced, err := l.replaced(fi); err != nil || !replaced {
+		return err
+	}
+	return l.reopen()
+}
+
+func (l *auditLog) reopen() error {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("re-opening audit log: %w", err)
+	}
+	l.f.Close()
+	l.use(f)
+	return nil
+}
+
+// use makes f the log file and forgets what was cached about the old one.
+func (l *auditLog) use(f *os.File) {
+	l.f = f
+	l.knownSize, l.headSeq, l.headHash, l.headKnown = -1, 0, nil, false
+	l.readSeq, l.readOffset, l.readFile = 0, 0, nil
+}
+
+func (l *auditLog) append(recs []AuditRecord, genesis []byte, hash func(*AuditRecord) []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fi, err := l.lockCurrent()
+	if err != nil {
+		return err
+	}
+	defer unlockFile(l.f)
 	if !l.headKnown || fi.Size() != l.knownSize {
 		if err := l.readHead(fi.Size()); err != nil {
 			return err
@@ -174,8 +266,11 @@ func (l *auditLog) readHead(size int64) error {
 	return nil
 }
 
-// lastNewline returns the offset of the last '\n' before off, or -1.
-func (l *auditLog) lastNewline(off int64) (int64, error) {
+// lastNewline returns the offset of the last '\n' in l.f before off, or -1.
+func (l *auditLog) lastNewline(off int64) (int64, error) { return lastNewline(l.f, off) }
+
+// lastNewline returns the offset of the last '\n' in f before off, or -1.
+func lastNewline(f *os.File, off int64) (int64, error) {
 	buf := make([]byte, 64<<10)
 	for off > 0 {
 		n := int64(len(buf))
@@ -183,7 +278,7 @@ func (l *auditLog) lastNewline(off int64) (int64, error) {
 			n = off
 		}
 		off -= n
-		if _, err := l.f.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+		if _, err := f.ReadAt(buf[:n], off); err != nil && err != io.EOF {
 			return 0, err
 		}
 		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
@@ -262,17 +357,23 @@ func (e *CorruptRecordError) Error() string {
 // read returns up to limit records with Seq > after, in file order. Records
 // are returned as stored, without judging the chain: Verify does that.
 func (l *auditLog) read(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
-	l.mu.Lock()
-	off, lineNo := int64(0), int64(0)
-	if after > 0 && after == l.readSeq {
-		off = l.readOffset
-	}
-	l.mu.Unlock()
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off, lineNo := int64(0), int64(0)
+	l.mu.Lock()
+	// The cached offset is only good in the file it was found in: a prune
+	// replaces the file.
+	if after > 0 && after == l.readSeq && l.readFile != nil && os.SameFile(fi, l.readFile) {
+		off = l.readOffset
+	}
+	l.mu.Unlock()
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return nil, err
 	}
@@ -302,7 +403,7 @@ func (l *auditLog) read(ctx context.Context, after int64, limit int) ([]AuditRec
 	}
 	if len(out) > 0 {
 		l.mu.Lock()
-		l.readSeq, l.readOffset = out[len(out)-1].Seq, off
+		l.readSeq, l.readOffset, l.readFile = out[len(out)-1].Seq, off, fi
 		l.mu.Unlock()
 	}
 	return out, nil
@@ -311,6 +412,9 @@ func (l *auditLog) read(ctx context.Context, after int64, limit int) ([]AuditRec
 func (l *auditLog) last() (AuditRecord, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.refresh(); err != nil {
+		return AuditRecord{}, err
+	}
 	fi, err := l.f.Stat()
 	if err != nil {
 		return AuditRecord{}, err
@@ -331,4 +435,139 @@ func (l *auditLog) last() (AuditRecord, error) {
 		return AuditRecord{}, err
 	}
 	return decodeLine(line)
+}
+
+// prune removes the records before firstSeq from the head of the log.
+//
+// It writes the kept tail to audit.jsonl.tmp, syncs it, renames it over
+// audit.jsonl and syncs the directory: a crash leaves either the old file
+// or the new one, whole. The syncs are done whatever audit.fsync says: a
+// rename without them can leave an empty file.
+//
+// Appends must not wait for the whole tail to be copied: every command
+// waits for its audit record. So the tail is copied and synced first
+// without the append lock, up to the last complete line, which no one
+// changes any more (a failed append only leaves a partial line after it,
+// which is cut). Then, holding the exclusive flock appends take, prune
+// copies what was appended meanwhile, syncs, and renames; appends that
+// were waiting find the new file (lockCurrent). Pruners take turns on a
+// flock of the directory, so that only one writes audit.jsonl.tmp.
+func (l *auditLog) prune(ctx context.Context, firstSeq int64, prevHash []byte) (int64, error) {
+	dir, err := os.Open(filepath.Dir(l.path))
+	if err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	defer dir.Close()
+	if err := lockFile(dir); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: locking %s: %w", dir.Name(), err)
+	}
+	defer unlockFile(dir)
+
+	// 1. Without the append lock: find record firstSeq and copy the tail.
+	src, err := os.Open(l.path)
+	if err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	defer src.Close()
+	srcInfo, err := src.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end, err := lastNewline(src, srcInfo.Size())
+	if err != nil {
+		return 0, err
+	}
+	off, removed, err := findRecord(ctx, src, end+1, firstSeq, prevHash)
+	if err != nil || removed == 0 {
+		return 0, err
+	}
+	tmpPath := l.path + ".tmp"
+	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			tmp.Close()
+			os.Remove(tmpPath)
+		}
+	}()
+	if _, err := io.Copy(tmp, io.NewSectionReader(src, off, end+1-off)); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+
+	// 2. With it: the records appended meanwhile, then the switch.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fi, err := l.lockCurrent()
+	if err != nil {
+		return 0, err
+	}
+	old := l.f
+	defer func() {
+		unlockFile(old)
+		if old != l.f {
+			old.Close()
+		}
+	}()
+	if !os.SameFile(fi, srcInfo) || fi.Size() < end+1 {
+		return 0, errors.New("pruning the audit log: the file was replaced or cut while it was copied")
+	}
+	end2, err := lastNewline(old, fi.Size())
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(tmp, io.NewSectionReader(old, end+1, end2-end)); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	if err := os.Rename(tmpPath, l.path); err != nil {
+		return 0, fmt.Errorf("pruning the audit log: %w", err)
+	}
+	// From here on the new file is the log, whatever else fails.
+	renamed = true
+	l.use(tmp)
+	if err := dir.Sync(); err != nil {
+		return removed, fmt.Errorf("pruning the audit log: syncing its directory: %w", err)
+	}
+	return removed, nil
+}
+
+// findRecord reads f up to size and returns the offset of record firstSeq
+// and how many records come before it; the record must link to prevHash.
+func findRecord(ctx context.Context, f *os.File, size, firstSeq int64, prevHash []byte) (off, before int64, err error) {
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 256<<10)
+	for lineNo := int64(1); ; lineNo++ {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return 0, 0, fmt.Errorf("pruning the audit log: record %d is not in it", firstSeq)
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		rec, err := decodeLine(line[:len(line)-1])
+		if err != nil {
+			return 0, 0, &CorruptRecordError{Line: lineNo, Err: err}
+		}
+		switch {
+		case rec.Seq < firstSeq:
+			off += int64(len(line))
+			before++
+		case rec.Seq > firstSeq:
+			return 0, 0, fmt.Errorf("pruning the audit log: record %d is not in it (found record %d at line %d)", firstSeq, rec.Seq, lineNo)
+		case !bytes.Equal(rec.PrevHash, prevHash):
+			return 0, 0, fmt.Errorf("pruning the audit log: record %d does not link to the expected previous hash", firstSeq)
+		default:
+			return off, before, nil
+		}
+	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 type SQLite struct {
 	db    *sql.DB
 	audit *auditLog
+	sync  string // the configured synchronous pragma
 }
 
 const sqliteSchema = `
@@ -44,6 +46,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	signature BLOB NOT NULL,
 	key_id TEXT NOT NULL,
 	signed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prune_anchors (
+	first_seq INTEGER PRIMARY KEY,
+	prev_hash BLOB NOT NULL,
+	signature BLOB NOT NULL,
+	key_id TEXT NOT NULL,
+	pruned_at INTEGER NOT NULL,
+	removed INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens(revoked_at) WHERE revoked_at > 0;
 `
@@ -78,7 +88,7 @@ func OpenSQLite(dir string, fsync bool) (*SQLite, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &SQLite{db: db, audit: al}
+	s := &SQLite{db: db, audit: al, sync: sync}
 	return s, nil
 }
 
@@ -236,6 +246,43 @@ func (s *SQLite) LastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	}
 	c.SignedAt = time.Unix(0, at)
 	return c, err
+}
+
+// SavePruneAnchor commits with synchronous=FULL whatever the store's
+// setting: the log is cut right after, and a cut log whose anchor was lost
+// in a power failure would no longer verify.
+func (s *SQLite) SavePruneAnchor(ctx context.Context, a PruneAnchor) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `INSERT OR REPLACE INTO prune_anchors(first_seq, prev_hash, signature, key_id, pruned_at, removed) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.FirstSeq, a.PrevHash, a.Signature, a.KeyID, a.PrunedAt.UnixNano(), a.Removed)
+	if _, rerr := conn.ExecContext(context.Background(), `PRAGMA synchronous=`+s.sync); rerr != nil {
+		// Do not hand a connection with the wrong setting back to the pool.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
+}
+
+func (s *SQLite) PruneAnchor(ctx context.Context, firstSeq int64) (PruneAnchor, error) {
+	var a PruneAnchor
+	var at int64
+	err := s.db.QueryRowContext(ctx, `SELECT first_seq, prev_hash, signature, key_id, pruned_at, removed FROM prune_anchors WHERE first_seq = ?`, firstSeq).
+		Scan(&a.FirstSeq, &a.PrevHash, &a.Signature, &a.KeyID, &at, &a.Removed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	a.PrunedAt = time.Unix(0, at)
+	return a, err
+}
+
+func (s *SQLite) PruneAudit(ctx context.Context, firstSeq int64, prevHash []byte) (int64, error) {
+	return s.audit.prune(ctx, firstSeq, prevHash)
 }
 
 var _ Store = (*SQLite)(nil)

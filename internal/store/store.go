@@ -78,6 +78,21 @@ type Store interface {
 	// LastCheckpoint returns it, or ErrNotFound.
 	LastCheckpoint(ctx context.Context) (Checkpoint, error)
 
+	// SavePruneAnchor records, outside the log and durably, the signed
+	// statement that the log is about to start at a.FirstSeq. It is saved
+	// before PruneAudit cuts the log, so that a crash in between leaves a
+	// log that still verifies. Anchors are kept by FirstSeq.
+	SavePruneAnchor(ctx context.Context, a PruneAnchor) error
+	// PruneAnchor returns the anchor saved for a log that starts at
+	// firstSeq, or ErrNotFound.
+	PruneAnchor(ctx context.Context, firstSeq int64) (PruneAnchor, error)
+	// PruneAudit removes the records before firstSeq from the head of the
+	// log, atomically with respect to appends (which may come from other
+	// processes) and to crashes. The record firstSeq must be in the log and
+	// link to prevHash; if the log already starts at firstSeq, nothing is
+	// removed. It returns how many records were removed.
+	PruneAudit(ctx context.Context, firstSeq int64, prevHash []byte) (int64, error)
+
 	Close() error
 }
 
@@ -89,4 +104,17 @@ type Checkpoint struct {
 	Signature []byte
 	KeyID     string
 	SignedAt  time.Time
+}
+
+// PruneAnchor is the signed statement that the log was pruned to start at
+// record FirstSeq, whose previous hash (the hash of the last removed
+// record) is PrevHash. The signature covers FirstSeq and PrevHash only (see
+// audit.Prune); PrunedAt and Removed are for people.
+type PruneAnchor struct {
+	FirstSeq  int64
+	PrevHash  []byte
+	Signature []byte
+	KeyID     string
+	PrunedAt  time.Time
+	Removed   int64
 }
