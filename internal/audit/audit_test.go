@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -185,5 +186,35 @@ func BenchmarkAppendSerial(b *testing.B) {
 		if err := w.Append(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAppendFsync is the same with audit.fsync: every batch is
+// fsynced before the commands in it may run.
+func BenchmarkAppendFsync(b *testing.B) {
+	for _, par := range []int{1, 8} {
+		b.Run(fmt.Sprintf("writers=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			st, err := store.OpenSQLite(b.TempDir(), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			w, err := NewWriter(ctx, st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			ev := Event{Type: TypeCommand, SessionID: "s_bench", Agent: "bench", Target: "bench", Data: map[string]any{"seq": 1, "decision": "allow"}}
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := w.Append(ctx, ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
