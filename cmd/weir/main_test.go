@@ -216,3 +216,27 @@ func TestAuditPrune(t *testing.T) {
 		t.Fatal("prune without --older-than ran")
 	}
 }
+
+func TestKeyRotateCLI(t *testing.T) {
+	cfg := writeConfig(t, readsRule)
+	if _, _, err := weir(t, "token", "issue", "--config", cfg, "--agent", "ci-bot"); err != nil {
+		t.Fatal(err)
+	}
+	list, _, _ := weir(t, "key", "list", "--config", cfg)
+	oldKid := strings.Fields(strings.Split(list, "\n")[1])[0]
+	out, _, err := weir(t, "key", "rotate", "--config", cfg)
+	if err != nil || !strings.HasPrefix(out, "new signing key ") {
+		t.Fatalf("rotate: %v %q", err, out)
+	}
+	newKid := strings.TrimSuffix(strings.Fields(out)[3], ";")
+	list, _, _ = weir(t, "key", "list", "--config", cfg)
+	if !strings.Contains(list, newKid+"  ") || !strings.Contains(list, "signs and verifies") || !strings.Contains(list, oldKid) {
+		t.Fatalf("list after rotate:\n%s", list)
+	}
+	if _, _, err := weir(t, "key", "retire", "--config", cfg, newKid); err == nil || !strings.Contains(err.Error(), "active signing key") {
+		t.Fatalf("retire active: %v", err)
+	}
+	if out, _, err := weir(t, "key", "retire", "--config", cfg, oldKid); err != nil || !strings.Contains(out, "retired") {
+		t.Fatalf("retire old: %v %q", err, out)
+	}
+}

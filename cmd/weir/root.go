@@ -38,7 +38,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
-	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), auditCmd(), sessionsCmd(), replayCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), auditCmd(), sessionsCmd(), replayCmd())
 	return root
 }
 

@@ -150,6 +150,9 @@ func (g *Gateway) watch(interval time.Duration) {
 		case <-t.C:
 		}
 		now := g.now()
+		if err := g.auth.Reload(context.Background()); err != nil {
+			g.log.Error("reloading signing keys", "err", err)
+		}
 		ids, err := g.store.RevokedSince(context.Background(), since)
 		if err != nil {
 			g.log.Error("checking revoked tokens", "err", err)

@@ -98,6 +98,70 @@ func NewAuthority(ctx context.Context, st store.Store) (*Authority, error) {
 	return a, nil
 }
 
+// Reload re-reads the signing keys, so a key added or retired by another
+// process (weir key rotate|retire) takes effect without a restart.
+func (a *Authority) Reload(ctx context.Context) error { return a.reload(ctx) }
+
+// KeyInfo describes a signing key.
+type KeyInfo struct {
+	ID        string
+	CreatedAt time.Time
+	Active    bool
+}
+
+// Keys lists the signing keys, newest (active) first.
+func (a *Authority) Keys(ctx context.Context) ([]KeyInfo, error) {
+	keys, err := a.st.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyInfo, len(keys))
+	for i, k := range keys {
+		out[i] = KeyInfo{ID: k.ID, CreatedAt: k.CreatedAt, Active: i == 0}
+	}
+	return out, nil
+}
+
+// Rotate adds a new signing key, which signs from now on. Older keys keep
+// verifying the tokens they signed until they are retired, so a rotation
+// needs no downtime.
+func (a *Authority) Rotate(ctx context.Context) (string, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	id := randomID(8)
+	// Strictly newer than every existing key, whatever the clock resolution.
+	created := a.now()
+	if keys, err := a.st.SigningKeys(ctx); err == nil && len(keys) > 0 && !created.After(keys[0].CreatedAt) {
+		created = keys[0].CreatedAt.Add(time.Nanosecond)
+	}
+	if err := a.st.AddSigningKey(ctx, store.SigningKey{ID: id, PrivateKey: priv.Seed(), CreatedAt: created}); err != nil {
+		return "", err
+	}
+	return id, a.reload(ctx)
+}
+
+// Retire removes a key that is no longer the active one; tokens and
+// checkpoints it signed no longer verify (export weir audit pubkey first
+// to keep verifying old audit exports).
+func (a *Authority) Retire(ctx context.Context, id string) error {
+	keys, err := a.st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 && keys[0].ID == id {
+		return fmt.Errorf("key %s is the active signing key; rotate first", id)
+	}
+	if err := a.st.DeleteSigningKey(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no signing key %q", id)
+		}
+		return err
+	}
+	return a.reload(ctx)
+}
+
 // SetClock replaces the clock (tests).
 func (a *Authority) SetClock(now func() time.Time) { a.now = now }
 

@@ -102,3 +102,59 @@ func TestVerifyRefuses(t *testing.T) {
 		t.Fatalf("expired: %v", err)
 	}
 }
+
+// Rotation without downtime: after a rotate, new tokens use the new key,
+// old tokens keep verifying (also in another process after Reload) until
+// their key is retired.
+func TestKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	a, st := newAuthority(t)
+	server, err := NewAuthority(ctx, st) // the running gateway
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTok, _, _ := a.Issue(ctx, IssueRequest{Agent: "ci-bot", Targets: []string{"orders"}, TTL: time.Hour})
+	keys, _ := a.Keys(ctx)
+	oldKid := keys[0].ID
+	newKid, err := a.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTok, _, _ := a.Issue(ctx, IssueRequest{Agent: "ci-bot", Targets: []string{"orders"}, TTL: time.Hour})
+	if !strings.Contains(mustHeader(t, newTok), newKid) {
+		t.Fatal("new token not signed with the new key")
+	}
+	if _, err := server.Verify(ctx, newTok); !errors.Is(err, ErrSignature) {
+		t.Fatalf("before reload the server should not know the new key: %v", err)
+	}
+	if err := server.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{oldTok, newTok} {
+		if _, err := server.Verify(ctx, tok); err != nil {
+			t.Fatalf("during rollover: %v", err)
+		}
+	}
+	if err := a.Retire(ctx, newKid); err == nil {
+		t.Fatal("retired the active key")
+	}
+	if err := a.Retire(ctx, oldKid); err != nil {
+		t.Fatal(err)
+	}
+	server.Reload(ctx)
+	if _, err := server.Verify(ctx, oldTok); !errors.Is(err, ErrSignature) {
+		t.Fatalf("token of a retired key: %v", err)
+	}
+	if _, err := server.Verify(ctx, newTok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustHeader(t *testing.T, tok string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}

@@ -121,6 +121,17 @@ func (s *SQLite) AddSigningKey(ctx context.Context, k SigningKey) error {
 	return err
 }
 
+func (s *SQLite) DeleteSigningKey(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 func (s *SQLite) InsertToken(ctx context.Context, t Token) error {
 	targets, _ := json.Marshal(t.Targets)
 	tctx, _ := json.Marshal(t.Context)

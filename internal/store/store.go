@@ -54,6 +54,8 @@ type AuditRecord struct {
 type Store interface {
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	AddSigningKey(ctx context.Context, k SigningKey) error
+	// DeleteSigningKey retires a key: tokens it signed stop verifying.
+	DeleteSigningKey(ctx context.Context, id string) error
 
 	InsertToken(ctx context.Context, t Token) error
 	Token(ctx context.Context, id string) (Token, error)
