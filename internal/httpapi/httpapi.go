@@ -328,17 +328,29 @@ func (s *server) requireRole(roles ...identity.Role) func(http.Handler) http.Han
 					return
 				}
 				s.log.Info("admin request refused", "path", r.URL.Path, "client_addr", r.RemoteAddr, "token_id", identity.TokenID(tok), "reason", err.Error())
+				s.auditRefusedAdmin(r, map[string]any{"token_id": identity.TokenID(tok), "reason": err.Error()})
 				w.Header().Set("WWW-Authenticate", `Bearer realm="weir", error="invalid_token"`)
 				writeError(w, http.StatusUnauthorized, public)
 				return
 			}
 			if !slices.Contains(roles, c.Role) {
 				s.log.Info("admin request refused", "path", r.URL.Path, "client_addr", r.RemoteAddr, "admin", c.Name, "role", c.Role)
+				s.auditRefusedAdmin(r, map[string]any{"token_id": c.ID, "admin": c.Name, "role": string(c.Role), "reason": "role not allowed"})
 				writeError(w, http.StatusForbidden, fmt.Sprintf("role %s may not do this (needs %s)", c.Role, joinRoles(roles)))
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, c)))
 		})
+	}
+}
+
+// TypeAdminRefused records a refused admin request.
+const TypeAdminRefused = "admin.refused"
+
+func (s *server) auditRefusedAdmin(r *http.Request, data map[string]any) {
+	data["path"], data["method"], data["client_addr"] = r.URL.Path, r.Method, r.RemoteAddr
+	if err := s.audit(r.Context(), audit.Event{Type: TypeAdminRefused, Data: data}); err != nil {
+		s.log.Error("auditing refused admin request", "err", err)
 	}
 }
 

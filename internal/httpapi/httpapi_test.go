@@ -332,7 +332,7 @@ func TestRequireRole(t *testing.T) {
 	}
 
 	// An admin-only endpoint built the way later endpoints will be.
-	s := &server{auth: e.auth, log: slog.New(slog.DiscardHandler)}
+	s := &server{auth: e.auth, log: slog.New(slog.DiscardHandler), audit: e.rec.append}
 	adminOnly := securityHeaders(s.requireRole(identity.RoleAdmin)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := AdminFrom(r.Context())
 		if !ok {
@@ -390,6 +390,12 @@ func TestRequireRole(t *testing.T) {
 			checkHeaders(t, r)
 			if tc.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Error("401 without WWW-Authenticate")
+			}
+			// A refused admin token is audited, not only logged.
+			if tc.handler == nil && tc.status == 401 && strings.HasPrefix(strings.ToLower(tc.auth), "bearer ") && len(strings.TrimSpace(tc.auth)) > 7 {
+				if ev := e.rec.last(t); ev.Type != TypeAdminRefused {
+					t.Errorf("refusal not audited: last event %s", ev.Type)
+				}
 			}
 			if tc.status != 200 {
 				if r.body["error"] == "" || r.body["error"] == nil {
