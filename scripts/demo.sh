@@ -280,6 +280,7 @@ cat >"$CONFIG" <<EOF
 data_dir: $DEMO/weir-data
 listen:
   postgres: $WEIR_HOST:$WEIR_PORT
+  http: $WEIR_HOST:8080     # HTTP API (TLS): token exchange, admin endpoints
 tls:
   cert_file: ""            # empty: generated into data_dir on first start
   key_file: ""
@@ -293,11 +294,15 @@ targets:
     password_env: SHOP_PG_PASSWORD
     sslmode: disable        # upstream TLS: disable | require | verify-full
     labels: {env: demo}
+audit:
+  checkpoint_interval: 10s  # the chain's head is signed this often
 agents:
   - name: demo-agent
     targets: [shop]
     max_ttl: 8h
 policy:
+  masking:                  # values leave weir masked by content
+    format: partial         # partial | redact | hash | null (detectors: all by default)
   rules:
     - name: no-ddl
       when: 'command.kind == "ddl" || command.kind == "admin"'
@@ -375,6 +380,11 @@ Try:
 
 Every statement that actually reached PostgreSQL is in .demo/pg/postgresql.log
 (tail -f it: denied statements never appear). weir's own log: .demo/weir.log
+
+As the operator (what the agent did, and proof nothing was edited):
+  bin/weir --config .demo/weir.yaml sessions list
+  bin/weir --config .demo/weir.yaml replay <session id>
+  bin/weir --config .demo/weir.yaml audit verify
 
 # MCP / az: (coming later)
 
