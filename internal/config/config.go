@@ -37,6 +37,8 @@ type Config struct {
 	Audit   Audit    `yaml:"audit"`
 	Limits  Limits   `yaml:"limits"`
 	Tokens  Tokens   `yaml:"tokens"`
+	// Approvals configures just-in-time approval (policy action review).
+	Approvals Approvals `yaml:"approvals"`
 
 	// Path is the file the config was read from (not a YAML key).
 	Path string `yaml:"-"`
@@ -186,9 +188,60 @@ type Rule struct {
 	// Message is shown to the agent when the rule denies or holds a command;
 	// it should say what to do instead.
 	Message string `yaml:"message"`
+	// Mode applies to action review only: "hold" (default) keeps the client
+	// waiting up to approvals.timeout for the decision; "async" refuses at
+	// once with the request id, and an approved grant lets the same agent
+	// run the same statement with the same parameters once, within
+	// approvals.grant_ttl.
+	Mode string `yaml:"mode"`
 
 	Line int `yaml:"-"`
 }
+
+// Review rule modes.
+const (
+	ModeHold  = "hold"
+	ModeAsync = "async"
+)
+
+// Approvals configures just-in-time approval of single commands.
+type Approvals struct {
+	// Timeout is how long a held (mode hold) command waits for a decision;
+	// a request still pending then is expired (default 60s).
+	Timeout time.Duration `yaml:"timeout"`
+	// AsyncTimeout is how long an async request stays pending before it
+	// expires (default 24h).
+	AsyncTimeout time.Duration `yaml:"async_timeout"`
+	// GrantTTL is how long an approval may be used, once, from the moment
+	// it was given (default 15m).
+	GrantTTL time.Duration `yaml:"grant_ttl"`
+	// Notify lists where new requests are announced.
+	Notify []Notify `yaml:"notify"`
+}
+
+// Notify is one notification channel for approval requests.
+type Notify struct {
+	// Kind is webhook (the request as JSON), slack (incoming webhook) or
+	// teams (Adaptive Card message for an incoming webhook / Workflows).
+	Kind string `yaml:"kind"`
+	// URLEnv names the environment variable holding the URL (webhook URLs
+	// are credentials and never go in the config).
+	URLEnv string `yaml:"url_env"`
+}
+
+// Notification kinds.
+const (
+	NotifyWebhook = "webhook"
+	NotifySlack   = "slack"
+	NotifyTeams   = "teams"
+)
+
+// Approval defaults.
+const (
+	DefaultApprovalTimeout      = 60 * time.Second
+	DefaultApprovalAsyncTimeout = 24 * time.Hour
+	DefaultGrantTTL             = 15 * time.Minute
+)
 
 // Audit configures the write-ahead audit log.
 type Audit struct {
@@ -403,6 +456,20 @@ func (c *Config) applyDefaults() {
 	if c.Tokens.DefaultTTL == 0 {
 		c.Tokens.DefaultTTL = DefaultTokenTTL
 	}
+	if c.Approvals.Timeout == 0 {
+		c.Approvals.Timeout = DefaultApprovalTimeout
+	}
+	if c.Approvals.AsyncTimeout == 0 {
+		c.Approvals.AsyncTimeout = DefaultApprovalAsyncTimeout
+	}
+	if c.Approvals.GrantTTL == 0 {
+		c.Approvals.GrantTTL = DefaultGrantTTL
+	}
+	for i := range c.Policy.Rules {
+		if c.Policy.Rules[i].Action == "review" && c.Policy.Rules[i].Mode == "" {
+			c.Policy.Rules[i].Mode = ModeHold
+		}
+	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		if t.SSLMode == "" {
@@ -565,7 +632,54 @@ func (c *Config) validate(v *validator) {
 		default:
 			v.fail(key+".action", "must be allow, deny or review, got %q", r.Action)
 		}
+		if r.Mode != "" {
+			if r.Action != "review" {
+				v.fail(key+".mode", "applies only to action review (how a command waits for approval); remove it from this %s rule", r.Action)
+			} else if r.Mode != ModeHold && r.Mode != ModeAsync {
+				v.fail(key+".mode", "must be hold (the client waits for the decision) or async (refused now, runs once when sent again after approval), got %q", r.Mode)
+			}
+		}
 	}
+	c.validateApprovals(v)
+}
+
+var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c *Config) validateApprovals(v *validator) {
+	a := &c.Approvals
+	if a.Timeout < time.Second || a.Timeout > time.Hour {
+		v.fail("approvals.timeout", "must be between 1s and 1h (a held client waits this long), got %s", a.Timeout)
+	}
+	if a.AsyncTimeout < time.Minute || a.AsyncTimeout > 30*24*time.Hour {
+		v.fail("approvals.async_timeout", "must be between 1m and 720h, got %s", a.AsyncTimeout)
+	}
+	if a.GrantTTL < time.Second || a.GrantTTL > 7*24*time.Hour {
+		v.fail("approvals.grant_ttl", "must be between 1s and 168h, got %s", a.GrantTTL)
+	}
+	for i, n := range a.Notify {
+		key := fmt.Sprintf("approvals.notify[%d]", i)
+		switch n.Kind {
+		case NotifyWebhook, NotifySlack, NotifyTeams:
+		default:
+			v.fail(key+".kind", "must be webhook, slack or teams, got %q", n.Kind)
+		}
+		if n.URLEnv == "" {
+			v.fail(key+".url_env", "missing: name the environment variable that holds the webhook URL (the URL is a secret and never goes in the config)")
+		} else if !envNamePattern.MatchString(n.URLEnv) {
+			v.fail(key+".url_env", "%q is not an environment variable name", n.URLEnv)
+		}
+	}
+}
+
+// RuleMode returns the review mode of the rule named name (hold when the
+// rule is unknown or has none).
+func (c *Config) RuleMode(name string) string {
+	for i := range c.Policy.Rules {
+		if c.Policy.Rules[i].Name == name && c.Policy.Rules[i].Mode != "" {
+			return c.Policy.Rules[i].Mode
+		}
+	}
+	return ModeHold
 }
 
 func validateFederation(v *validator, key string, f Federation, maxTTL time.Duration) {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-gw/weir/internal/approval"
 	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/identity"
 )
@@ -48,12 +49,16 @@ type Options struct {
 	// Audit appends an event durably, e.g. (*audit.Writer).Append. Required:
 	// an exchange that cannot be audited is refused.
 	Audit func(ctx context.Context, ev audit.Event) error
+	// Approvals serves /v1/approvals (list, show, approve, deny); nil
+	// leaves those routes out.
+	Approvals *approval.Service
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
 
 type server struct {
 	fed   Exchanger
+	appr  *approval.Service
 	auth  *identity.Authority
 	audit func(ctx context.Context, ev audit.Event) error
 	log   *slog.Logger
@@ -61,7 +66,7 @@ type server struct {
 
 // New returns the API handler. Mount it at the root of the listen.http server.
 func New(opts Options) http.Handler {
-	s := &server{fed: opts.Federator, auth: opts.Authority, audit: opts.Audit, log: opts.Logger}
+	s := &server{fed: opts.Federator, appr: opts.Approvals, auth: opts.Authority, audit: opts.Audit, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -71,6 +76,9 @@ func New(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	if s.fed != nil {
 		route(mux, http.MethodPost, "/v1/token/exchange", http.HandlerFunc(s.exchange))
+	}
+	if s.appr != nil {
+		s.approvalRoutes(mux)
 	}
 	route(mux, http.MethodGet, "/v1/whoami", s.requireRole(identity.RoleApprover, identity.RoleAdmin, identity.RoleAuditor)(http.HandlerFunc(s.whoami)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

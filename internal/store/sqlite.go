@@ -75,7 +75,7 @@ func OpenSQLite(dir string, fsync bool) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	if _, err := db.Exec(sqliteSchema); err != nil {
+	if _, err := db.Exec(sqliteSchema + approvalSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialising store %s: %w", path, err)
 	}

@@ -95,6 +95,8 @@ type Store interface {
 	// removed. It returns how many records were removed.
 	PruneAudit(ctx context.Context, firstSeq int64, prevHash []byte) (int64, error)
 
+	ApprovalStore
+
 	Close() error
 }
 
@@ -119,4 +121,87 @@ type PruneAnchor struct {
 	KeyID     string
 	PrunedAt  time.Time
 	Removed   int64
+}
+
+// ErrApprovalState is returned by DecideApproval and ClaimApproval when the
+// request is not in the state the change needs (already decided, expired,
+// already used); the caller reads the request to say which.
+var ErrApprovalState = errors.New("approval request is not in the required state")
+
+// Approval request statuses.
+const (
+	ApprovalPending = "pending"
+	ApprovalGranted = "granted"
+	ApprovalDenied  = "denied"
+	ApprovalExpired = "expired"
+)
+
+// ApprovalRequest is a just-in-time approval request and, once granted,
+// the grant it carries: bound to Agent, Target, Fingerprint and
+// ParamsHash, valid until GrantExpiresAt, used at most once (UsedAt).
+type ApprovalRequest struct {
+	ID          int64
+	Agent       string
+	Target      string
+	SessionID   string
+	TokenID     string
+	Context     map[string]string
+	Statements  []string
+	Fingerprint string
+	// StatementHash binds the exact statement text (the fingerprint has
+	// constants removed), ParamsHash the bound parameters.
+	StatementHash string
+	ParamsHash    string
+	Rule          string
+	Mode          string
+	Preview       string
+	Status        string
+	CreatedAt     time.Time
+	// ExpiresAt is the deadline for a decision; a request still pending
+	// then is expired.
+	ExpiresAt time.Time
+	DecidedAt time.Time // zero while pending
+	DecidedBy string
+	Reason    string
+	// GrantExpiresAt bounds the use of a granted request.
+	GrantExpiresAt time.Time
+	UsedAt         time.Time // zero until used
+}
+
+// GrantMatch selects the grant a command may use.
+type GrantMatch struct {
+	Agent, Target, Fingerprint, StatementHash, ParamsHash string
+}
+
+// ApprovalStore persists approval requests and grants.
+type ApprovalStore interface {
+	// InsertApproval stores a new request and returns its id (sequential,
+	// never reused).
+	InsertApproval(ctx context.Context, r ApprovalRequest) (int64, error)
+	// Approval returns a request, or ErrNotFound.
+	Approval(ctx context.Context, id int64) (ApprovalRequest, error)
+	// ListApprovals returns up to limit requests (newest first) with the
+	// status, or of any status when status is "".
+	ListApprovals(ctx context.Context, status string, limit int) ([]ApprovalRequest, error)
+	// DecideApproval atomically moves a pending request whose ExpiresAt is
+	// after at to status (granted or denied), recording by, reason and,
+	// for a grant, grantExpires. It returns the updated request, or
+	// ErrApprovalState when the request is not pending or is past its
+	// deadline, or ErrNotFound.
+	DecideApproval(ctx context.Context, id int64, status, by, reason string, at, grantExpires time.Time) (ApprovalRequest, error)
+	// ExpireApprovals atomically moves every pending request whose
+	// ExpiresAt is at or before now to expired and returns those requests
+	// (each exactly once, across processes).
+	ExpireApprovals(ctx context.Context, now time.Time) ([]ApprovalRequest, error)
+	// ClaimApproval atomically marks the granted, unused, unexpired
+	// (GrantExpiresAt after now) request id as used at now, or returns
+	// ErrApprovalState.
+	ClaimApproval(ctx context.Context, id int64, now time.Time) (ApprovalRequest, error)
+	// ConsumeGrant atomically finds the oldest granted, unused, unexpired
+	// request matching m and marks it used at now; ErrNotFound when there
+	// is none. Of concurrent callers, each grant satisfies exactly one.
+	ConsumeGrant(ctx context.Context, m GrantMatch, now time.Time) (ApprovalRequest, error)
+	// LatestApproval returns the newest request (any status) matching m,
+	// or ErrNotFound.
+	LatestApproval(ctx context.Context, m GrantMatch) (ApprovalRequest, error)
 }
