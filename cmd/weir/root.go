@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weir-gw/weir/internal/approval"
 	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/gateway"
@@ -38,7 +39,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
-	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), auditCmd(), sessionsCmd(), replayCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), approvalsCmd(), auditCmd(), sessionsCmd(), replayCmd())
 	return root
 }
 
@@ -106,6 +107,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	approvals, notifier, err := approval.FromConfig(cfg, st, aw.Append, log)
+	if err != nil {
+		return err
+	}
+	approvals.Start(time.Second)
+	defer approvals.Close()
+	if notifier != nil {
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			notifier.Close(ctx)
+		}()
+	}
+	gw.SetApprovals(approvals)
 	gw.Start(time.Second)
 	defer gw.Close()
 	stopCheckpoints := startCheckpoints(st, auth, cfg.Audit.CheckpointInterval, cfg.Audit.Retention, log)
@@ -127,7 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go func() { errc <- pg.Serve(ln) }()
 	httpAddr := "off"
 	if cfg.Listen.HTTP != "" {
-		stopHTTP, addr, err := serveHTTP(cfg, auth, aw, tlsCfg, log, errc)
+		stopHTTP, addr, err := serveHTTP(cfg, auth, aw, approvals, tlsCfg, log, errc)
 		if err != nil {
 			pg.Close()
 			return err
@@ -151,12 +166,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // serveHTTP runs the HTTP API (token exchange, admin endpoints). It speaks
 // TLS unless plaintext on loopback is explicitly allowed, as for
 // PostgreSQL: the requests carry tokens.
-func serveHTTP(cfg *config.Config, auth *identity.Authority, aw *audit.Writer, tlsCfg *tls.Config, log *slog.Logger, errc chan<- error) (func(), string, error) {
+func serveHTTP(cfg *config.Config, auth *identity.Authority, aw *audit.Writer, approvals *approval.Service, tlsCfg *tls.Config, log *slog.Logger, errc chan<- error) (func(), string, error) {
 	fed, err := identity.NewFederator(cfg, auth, identity.FederatorOptions{Logger: log})
 	if err != nil {
 		return nil, "", err
 	}
-	opts := httpapi.Options{Authority: auth, Audit: aw.Append, Logger: log}
+	opts := httpapi.Options{Authority: auth, Audit: aw.Append, Logger: log, Approvals: approvals}
 	if fed.HasRules() {
 		opts.Federator = fed
 	}

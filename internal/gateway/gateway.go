@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-gw/weir/internal/approval"
 	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/command"
 	"github.com/weir-gw/weir/internal/config"
@@ -47,6 +48,8 @@ type Gateway struct {
 	log    *slog.Logger
 	now    func() time.Time
 	masker *mask.Masker // nil when masking is off
+	// approvals holds review verdicts for a human; nil refuses them.
+	approvals *approval.Service
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by session id
@@ -116,6 +119,12 @@ func maskKey(dir string) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// ApprovalsEnabled reports whether review verdicts go to a human.
+func (g *Gateway) ApprovalsEnabled() bool { return g.approvals != nil }
+
+// SetApprovals enables just-in-time approval of review verdicts.
+func (g *Gateway) SetApprovals(svc *approval.Service) { g.approvals = svc }
 
 // Masker is the masking engine every adapter runs outgoing values
 // through; nil means masking is off.
@@ -354,6 +363,13 @@ type Request struct {
 	// (unparseable text, unknown statement name, forbidden message type).
 	// The gateway audits it and refuses; no policy rule can allow it.
 	Refusal string
+	// Params are the bound parameters (extended protocol), part of what
+	// an approval is bound to.
+	Params [][]byte
+	// Preview, when set, estimates the blast radius for approvers (e.g.
+	// PostgreSQL's EXPLAIN row estimate); called only when a request is
+	// held for approval.
+	Preview func(ctx context.Context) string
 }
 
 // commandRecord is the audit form of one command.
@@ -376,6 +392,7 @@ type commandEvent struct {
 	Reason    string          `json:"reason,omitempty"`
 	EvalError string          `json:"eval_error,omitempty"`
 	TokenID   string          `json:"token_id"`
+	Approval  int64           `json:"approval,omitempty"`
 	Commands  json.RawMessage `json:"commands"`
 }
 
@@ -466,8 +483,12 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 	} else {
 		encoded = encodeCommands(req.Commands)
 	}
+	approvalID := int64(0)
+	if v.Action == policy.Review && s.g.approvals != nil {
+		approvalID = s.approve(ctx, &v, &req)
+	}
 	ev := commandEvent{Seq: v.Seq, Via: req.Via, Decision: string(v.Action), Rule: v.Rule, EvalError: v.EvalError, TokenID: s.Claims.ID,
-		Commands: encoded}
+		Commands: encoded, Approval: approvalID}
 	if !v.Allowed() {
 		ev.Reason = v.Public
 	}
@@ -482,6 +503,70 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 		s.denied.Add(1)
 	}
 	return v
+}
+
+// approve takes a review verdict through just-in-time approval: a grant
+// already given for exactly this command is used; otherwise a request is
+// opened, and in hold mode the command waits for the decision. v becomes
+// allow only on a granted approval. It returns the approval request id.
+func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
+	svc := s.g.approvals
+	key := approval.GrantKey{Agent: s.Claims.Agent, Target: s.Target.Name, ParamsHash: approval.HashParams(req.Params)}
+	var fps []string
+	for i := range req.Commands {
+		key.Statements = append(key.Statements, req.Commands[i].Text)
+		fps = append(fps, req.Commands[i].Fingerprint)
+	}
+	key.Fingerprint = strings.Join(fps, ";")
+	fail := func(err error) int64 {
+		s.g.log.Error("approval workflow failed; refusing", "session", s.ID, "err", err)
+		v.Public = "weir: this command needs approval, but the approval workflow is unavailable right now, so it was not run; try again later"
+		return 0
+	}
+	d, ok, err := svc.ConsumeGrant(ctx, key)
+	if err != nil {
+		return fail(err)
+	}
+	if ok {
+		v.Action, v.Public = policy.Allow, ""
+		v.Rule += " (approved)"
+		return d.ID
+	}
+	mode := s.g.cfg.RuleMode(v.Rule)
+	if mode == "async" {
+		if view, err := svc.Latest(ctx, key); err == nil && view.Status == "pending" {
+			v.Public = fmt.Sprintf("weir: this command is waiting for approval (request %d, rule %q). Send it again unchanged once an approver has run `weir approvals approve %d`; do not retry before.", view.ID, v.Rule, view.ID)
+			return view.ID
+		}
+	}
+	preview := ""
+	if req.Preview != nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		preview = req.Preview(pctx)
+		cancel()
+	}
+	p, err := svc.Request(ctx, approval.Req{Agent: s.Claims.Agent, Target: s.Target.Name, SessionID: s.ID, TokenID: s.Claims.ID,
+		Context: s.Claims.Context, Statements: key.Statements, Fingerprint: key.Fingerprint, Params: req.Params, Rule: v.Rule, Mode: mode, Preview: preview})
+	if err != nil {
+		return fail(err)
+	}
+	if mode == "async" {
+		v.Public = fmt.Sprintf("weir: this command needs a human's approval under policy rule %q; it was not run. Approval request %d was opened; once an approver runs `weir approvals approve %d`, send exactly the same command again (within its grant time) and it will run once.", v.Rule, p.ID, p.ID)
+		return p.ID
+	}
+	dec, err := svc.Wait(ctx, p.ID)
+	switch {
+	case err != nil:
+		v.Public = fmt.Sprintf("weir: stopped waiting for approval request %d (%v); it stays open: if it is approved, send the same command again to run it once.", p.ID, err)
+	case dec.Status == "granted":
+		v.Action, v.Public = policy.Allow, ""
+		v.Rule += " (approved)"
+	case dec.Status == "denied":
+		v.Public = fmt.Sprintf("weir: approval request %d was denied by %s: %s. The command was not run.", p.ID, dec.By, dec.Reason)
+	default:
+		v.Public = fmt.Sprintf("weir: approval request %d was not decided within %s, so the command was not run; ask an approver (weir approvals approve %d) and send it again.", p.ID, s.g.cfg.Approvals.Timeout, p.ID)
+	}
+	return p.ID
 }
 
 func joinRisks(rs []command.Risk) string {

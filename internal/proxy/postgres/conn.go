@@ -25,6 +25,7 @@ import (
 	"github.com/weir-gw/weir/internal/gateway"
 	"github.com/weir-gw/weir/internal/mask"
 	"github.com/weir-gw/weir/internal/pgsql"
+	"github.com/weir-gw/weir/internal/policy"
 )
 
 // clientConn is one agent session: a client connection and its dedicated
@@ -54,7 +55,7 @@ type clientConn struct {
 
 	// Owned by the client goroutine.
 	stmts         map[string]*prepared // extended-protocol statements by name
-	portals       map[string]*prepared
+	portals       map[string]*portal
 	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
 	skipUntilSync bool
 
@@ -84,6 +85,13 @@ func (c *clientConn) end() string {
 
 type prepared struct {
 	cmds []command.Command
+}
+
+// portal is a bound statement; bind keeps the Bind body (reused buffer)
+// so its parameters can be read when an approval needs them.
+type portal struct {
+	stmt *prepared
+	bind []byte
 }
 
 // refusal is a pending replacement of the sentinel's syntax error by
@@ -471,6 +479,9 @@ func (c *clientConn) handleQuery(raw, body []byte) error {
 		// Empty query: nothing runs; the server answers EmptyQueryResponse.
 		return c.forwardSimple(raw, 0)
 	}
+	if req.Refusal == "" && c.srv.gw.ApprovalsEnabled() {
+		req.Preview = c.previewer(req.Commands, nil, nil)
+	}
 	v := c.session.Decide(c.ctx, req)
 	if !v.Allowed() {
 		if code != "" {
@@ -577,10 +588,12 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 	// executions are, at Execute. A refused one is audited now.
 	if req.Refusal == "" {
 		d := c.session.Precheck(req.Commands)
-		if d.Allowed() {
+		// A statement held for review is decided at Execute, with its
+		// parameters; Parse runs nothing.
+		if d.Allowed() || (d.Action == policy.Review && c.srv.gw.ApprovalsEnabled()) {
 			if c.stmts == nil {
 				c.stmts = map[string]*prepared{}
-				c.portals = map[string]*prepared{}
+				c.portals = map[string]*portal{}
 			}
 			c.stmts[name] = &prepared{cmds: req.Commands}
 			_, err := c.uw.Write(raw)
@@ -597,7 +610,7 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 }
 
 func (c *clientConn) handleBind(raw, body []byte) error {
-	portal, rest, ok := cstring(body)
+	portalName, rest, ok := cstring(body)
 	if !ok {
 		return &frameError{"malformed Bind message"}
 	}
@@ -609,25 +622,40 @@ func (c *clientConn) handleBind(raw, body []byte) error {
 	if p == nil {
 		return c.refuseUnknown("Bind", "prepared statement", stmt)
 	}
-	c.portals[portal] = p
+	pt := c.portals[portalName]
+	if pt == nil {
+		pt = &portal{}
+		c.portals[portalName] = pt
+	}
+	pt.stmt = p
+	pt.bind = append(pt.bind[:0], body...)
 	_, err := c.uw.Write(raw)
 	return err
 }
 
 func (c *clientConn) handleExecute(raw, body []byte) error {
-	portal, _, ok := cstring(body)
+	portalName, _, ok := cstring(body)
 	if !ok {
 		return &frameError{"malformed Execute message"}
 	}
-	p := c.portals[portal]
-	if p == nil {
-		return c.refuseUnknown("Execute", "portal", portal)
+	pt := c.portals[portalName]
+	if pt == nil {
+		return c.refuseUnknown("Execute", "portal", portalName)
 	}
+	p := pt.stmt
 	if len(p.cmds) == 0 {
 		_, err := c.uw.Write(raw)
 		return err
 	}
-	v := c.session.Decide(c.ctx, gateway.Request{Commands: p.cmds, Via: "execute"})
+	req := gateway.Request{Commands: p.cmds, Via: "execute"}
+	if c.srv.gw.ApprovalsEnabled() {
+		// Only read when the verdict may go to a human: a grant is bound
+		// to the parameters, and approvers see the EXPLAIN estimate.
+		params, formats := bindParams(pt.bind)
+		req.Params = params
+		req.Preview = c.previewer(p.cmds, params, formats)
+	}
+	v := c.session.Decide(c.ctx, req)
 	if !v.Allowed() {
 		return c.refuseExtended(&v)
 	}
@@ -648,16 +676,20 @@ func (c *clientConn) handleDescribeClose(typ byte, raw, body []byte) error {
 	if !ok || (kind != 'S' && kind != 'P') {
 		return &frameError{"malformed Describe/Close message"}
 	}
-	m := c.stmts
+	known := c.stmts[name] != nil
 	what := "prepared statement"
 	if kind == 'P' {
-		m, what = c.portals, "portal"
+		known, what = c.portals[name] != nil, "portal"
 	}
-	if typ == 'D' && m[name] == nil {
+	if typ == 'D' && !known {
 		return c.refuseUnknown("Describe", what, name)
 	}
 	if typ == 'C' {
-		delete(m, name)
+		if kind == 'P' {
+			delete(c.portals, name)
+		} else {
+			delete(c.stmts, name)
+		}
 	}
 	_, err := c.uw.Write(raw)
 	return err
