@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +206,32 @@ func TestApprovalAsyncGrantRunsOnce(t *testing.T) {
 	if _, err := conn.Exec(ctx, q, 2); pgCode(err) != "42501" {
 		t.Fatalf("second use of a single-use grant: %v", err)
 	}
+}
+
+// TestApprovalLatency measures (without asserting: no timing thresholds in
+// tests) the time from an approval to the held statement's result at the
+// client. Printed with -v; recorded in bench/RESULTS.md.
+func TestApprovalLatency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement only")
+	}
+	svc, addr := approvalWorld(t, "hold")
+	conn := agentConn(t, addr)
+	var lat []time.Duration
+	for i := 0; i < 20; i++ {
+		mark := marker(t)
+		done := make(chan time.Time, 1)
+		go func() {
+			conn.Exec(context.Background(), mark+" UPDATE orders SET total_cents = total_cents WHERE id = 3")
+			done <- time.Now()
+		}()
+		req := waitPending(t, svc, mark)
+		at := time.Now()
+		if _, err := svc.Approve(context.Background(), req.ID, alice, "bench"); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, (<-done).Sub(at))
+	}
+	slices.Sort(lat)
+	t.Logf("approval to result over %d approvals: p50 %s, p95 %s, max %s", len(lat), lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1])
 }
