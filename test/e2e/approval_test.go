@@ -23,6 +23,10 @@ import (
 // approvalWorld is weir with the approval workflow on: the e2e policy's
 // review rule in the given mode.
 func approvalWorld(t *testing.T, mode string) (*approval.Service, string) {
+	return approvalWorldTimeout(t, mode, 5*time.Second)
+}
+
+func approvalWorldTimeout(t *testing.T, mode string, timeout time.Duration) (*approval.Service, string) {
 	t.Helper()
 	cfg := *env.cfg
 	cfg.Policy.Rules = append([]config.Rule(nil), env.cfg.Policy.Rules...)
@@ -31,7 +35,7 @@ func approvalWorld(t *testing.T, mode string) (*approval.Service, string) {
 			cfg.Policy.Rules[i].Mode = mode
 		}
 	}
-	cfg.Approvals.Timeout = 5 * time.Second
+	cfg.Approvals.Timeout = timeout
 	cfg.Approvals.GrantTTL = time.Minute
 	cfg.Approvals.AsyncTimeout = time.Hour
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -108,6 +112,21 @@ func serverRan(t *testing.T, mark string) bool {
 		}
 	}
 	return false
+}
+
+// Hold then time out: the client gets a clear error naming the request,
+// and nothing ran.
+func TestApprovalHoldTimesOut(t *testing.T) {
+	_, addr := approvalWorldTimeout(t, "hold", time.Second)
+	conn := agentConn(t, addr)
+	mark := marker(t)
+	_, err := conn.Exec(context.Background(), mark+" DELETE FROM orders WHERE id = -9")
+	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "was not decided within 1s") {
+		t.Fatalf("timeout: %v", err)
+	}
+	if serverRan(t, mark) {
+		t.Fatal("timed-out statement reached PostgreSQL")
+	}
 }
 
 var alice = approval.Approver{Name: "alice", Role: identity.RoleApprover}
