@@ -3,17 +3,15 @@ package mask
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
-// TestNoQuadraticBlowup masks 1 MiB of each pathological repetition of a
-// trigger pattern; detectors must stay linear (the bound is generous so
-// the test is not flaky on slow machines).
-func TestNoQuadraticBlowup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing test")
-	}
-	m := newMasker(t, FormatPartial)
+// BenchmarkPathologicalTriggers masks 1 MiB of each pathological
+// repetition of a trigger pattern. Detectors must stay linear: compare the
+// MB/s here with BenchmarkMaskClean (a quadratic detector shows up as a
+// collapse by orders of magnitude). A benchmark, not a test, because unit
+// tests carry no timing thresholds.
+func BenchmarkPathologicalTriggers(b *testing.B) {
+	m := newMasker(b, FormatPartial)
 	pats := map[string]string{
 		"at":       "a@",
 		"atdom":    "@a.b",
@@ -43,12 +41,11 @@ func TestNoQuadraticBlowup(t *testing.T) {
 	}
 	for name, p := range pats {
 		s := strings.Repeat(p, (1<<20)/len(p))
-		start := time.Now()
-		m.MaskString(s)
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("%s: %v for 1 MiB", name, d)
-		} else {
-			t.Logf("%s: %v", name, d)
-		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				m.MaskString(s)
+			}
+		})
 	}
 }

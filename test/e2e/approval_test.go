@@ -231,9 +231,6 @@ func TestApprovalAsyncGrantRunsOnce(t *testing.T) {
 // tests) the time from an approval to the held statement's result at the
 // client. Printed with -v; recorded in bench/RESULTS.md.
 func TestApprovalLatency(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement only")
-	}
 	svc, addr := approvalWorld(t, "hold")
 	conn := agentConn(t, addr)
 	var lat []time.Duration
