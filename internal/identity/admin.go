@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/weir-gw/weir/internal/store"
@@ -153,31 +152,9 @@ func (a *Authority) signPayload(v any) (string, error) {
 // ErrNotAdminToken. Errors are the same as Verify's otherwise.
 func (a *Authority) VerifyAdmin(ctx context.Context, token string) (AdminClaims, error) {
 	var c AdminClaims
-	if len(token) == 0 || len(token) > maxTokenLen {
-		return c, ErrMalformed
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return c, ErrMalformed
-	}
-	hb, err1 := b64.DecodeString(parts[0])
-	pb, err2 := b64.DecodeString(parts[1])
-	sig, err3 := b64.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return c, ErrMalformed
-	}
-	var h header
-	if err := strictUnmarshal(hb, &h); err != nil || h.Alg != "EdDSA" {
-		return c, ErrMalformed
-	}
-	a.mu.RLock()
-	key := a.keys[h.Kid]
-	a.mu.RUnlock()
-	if key == nil {
-		return c, ErrSignature
-	}
-	if !ed25519.Verify(key.Public().(ed25519.PublicKey), []byte(parts[0]+"."+parts[1]), sig) {
-		return c, ErrSignature
+	pb, err := a.signedPayload(token)
+	if err != nil {
+		return c, err
 	}
 	var aud struct {
 		Aud string `json:"aud"`

@@ -276,34 +276,45 @@ func (a *Authority) Verify(ctx context.Context, token string) (Claims, error) {
 	return c, nil
 }
 
-// VerifySignature checks form, algorithm, signature and time bounds only.
-func (a *Authority) VerifySignature(token string) (Claims, error) {
-	var c Claims
+// signedPayload checks a compact JWS's form, algorithm (EdDSA only: "none"
+// and HMAC confusion are refused before any key is touched), key id and
+// signature, and returns the payload. Agent and admin tokens share it.
+func (a *Authority) signedPayload(token string) ([]byte, error) {
 	if len(token) == 0 || len(token) > maxTokenLen {
-		return c, ErrMalformed
+		return nil, ErrMalformed
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return c, ErrMalformed
+		return nil, ErrMalformed
 	}
 	hb, err1 := b64.DecodeString(parts[0])
 	pb, err2 := b64.DecodeString(parts[1])
 	sig, err3 := b64.DecodeString(parts[2])
 	if err1 != nil || err2 != nil || err3 != nil {
-		return c, ErrMalformed
+		return nil, ErrMalformed
 	}
 	var h header
 	if err := strictUnmarshal(hb, &h); err != nil || h.Alg != "EdDSA" {
-		return c, ErrMalformed
+		return nil, ErrMalformed
 	}
 	a.mu.RLock()
 	key := a.keys[h.Kid]
 	a.mu.RUnlock()
 	if key == nil {
-		return c, ErrSignature
+		return nil, ErrSignature
 	}
 	if !ed25519.Verify(key.Public().(ed25519.PublicKey), []byte(parts[0]+"."+parts[1]), sig) {
-		return c, ErrSignature
+		return nil, ErrSignature
+	}
+	return pb, nil
+}
+
+// VerifySignature checks form, algorithm, signature and time bounds only.
+func (a *Authority) VerifySignature(token string) (Claims, error) {
+	var c Claims
+	pb, err := a.signedPayload(token)
+	if err != nil {
+		return c, err
 	}
 	if err := strictUnmarshal(pb, &c); err != nil || c.ID == "" || c.Agent == "" || c.Audience != Audience {
 		return Claims{}, ErrMalformed
