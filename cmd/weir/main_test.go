@@ -240,3 +240,18 @@ func TestKeyRotateCLI(t *testing.T) {
 		t.Fatalf("retire old: %v %q", err, out)
 	}
 }
+
+// The shipped example policy tests pass against the shipped example config
+// (docs cannot drift), and a wrong expectation fails with the reason.
+func TestPolicyTest(t *testing.T) {
+	out, _, err := weir(t, "policy", "test", "--config", "../../examples/weir.yaml", "../../examples/policy-tests.yaml")
+	if err != nil || !strings.Contains(out, "7 passed, 0 failed") {
+		t.Fatalf("examples: %v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("cases:\n  - name: drop is fine\n    agent: ci-bot\n    target: orders\n    sql: DROP TABLE orders\n    expect: allow\n"), 0o600)
+	out, _, err = weir(t, "policy", "test", "--config", "../../examples/weir.yaml", bad)
+	if err == nil || !strings.Contains(out, `FAIL  `+bad+`:2 drop is fine: deny by "no-destructive-ddl" (want allow); weir saw DROP TABLE (kind ddl`) {
+		t.Fatalf("failing case: %v\n%s", err, out)
+	}
+}

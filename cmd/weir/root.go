@@ -39,7 +39,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
-	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), approvalsCmd(), auditCmd(), sessionsCmd(), replayCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), approvalsCmd(), policyCmd(), auditCmd(), sessionsCmd(), replayCmd())
 	return root
 }
 
