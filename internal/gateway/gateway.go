@@ -363,13 +363,20 @@ type Request struct {
 	// (unparseable text, unknown statement name, forbidden message type).
 	// The gateway audits it and refuses; no policy rule can allow it.
 	Refusal string
-	// Params are the bound parameters (extended protocol), part of what
+	// Bound, when set, gives what only an approval needs; it is consulted
+	// only for a review verdict, so the common path builds nothing.
+	Bound Bound
+}
+
+// Bound is the adapter's view of the request being decided, read only when
+// it goes to a human.
+type Bound interface {
+	// Params are the bound parameters (nil element = NULL), part of what
 	// an approval is bound to.
-	Params [][]byte
-	// Preview, when set, estimates the blast radius for approvers (e.g.
-	// PostgreSQL's EXPLAIN row estimate); called only when a request is
-	// held for approval.
-	Preview func(ctx context.Context) string
+	Params() [][]byte
+	// Preview estimates the blast radius for approvers (e.g. PostgreSQL's
+	// EXPLAIN row estimate) without running anything.
+	Preview(ctx context.Context) string
 }
 
 // commandRecord is the audit form of one command.
@@ -511,7 +518,11 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 // allow only on a granted approval. It returns the approval request id.
 func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 	svc := s.g.approvals
-	key := approval.GrantKey{Agent: s.Claims.Agent, Target: s.Target.Name, ParamsHash: approval.HashParams(req.Params)}
+	var params [][]byte
+	if req.Bound != nil {
+		params = req.Bound.Params()
+	}
+	key := approval.GrantKey{Agent: s.Claims.Agent, Target: s.Target.Name, ParamsHash: approval.HashParams(params)}
 	var fps []string
 	for i := range req.Commands {
 		key.Statements = append(key.Statements, req.Commands[i].Text)
@@ -540,13 +551,13 @@ func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 		}
 	}
 	preview := ""
-	if req.Preview != nil {
+	if req.Bound != nil {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		preview = req.Preview(pctx)
+		preview = req.Bound.Preview(pctx)
 		cancel()
 	}
 	p, err := svc.Request(ctx, approval.Req{Agent: s.Claims.Agent, Target: s.Target.Name, SessionID: s.ID, TokenID: s.Claims.ID,
-		Context: s.Claims.Context, Statements: key.Statements, Fingerprint: key.Fingerprint, Params: req.Params, Rule: v.Rule, Mode: mode, Preview: preview})
+		Context: s.Claims.Context, Statements: key.Statements, Fingerprint: key.Fingerprint, Params: params, Rule: v.Rule, Mode: mode, Preview: preview})
 	if err != nil {
 		return fail(err)
 	}

@@ -58,6 +58,7 @@ type clientConn struct {
 	portals       map[string]*portal
 	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
 	skipUntilSync bool
+	deciding      bound // the request being decided (read only for approvals)
 
 	// Shared between the client and relay goroutines.
 	mu         sync.Mutex
@@ -479,9 +480,8 @@ func (c *clientConn) handleQuery(raw, body []byte) error {
 		// Empty query: nothing runs; the server answers EmptyQueryResponse.
 		return c.forwardSimple(raw, 0)
 	}
-	if req.Refusal == "" && c.srv.gw.ApprovalsEnabled() {
-		req.Preview = c.previewer(req.Commands, nil, nil)
-	}
+	c.deciding = bound{c: c, cmds: req.Commands}
+	req.Bound = &c.deciding
 	v := c.session.Decide(c.ctx, req)
 	if !v.Allowed() {
 		if code != "" {
@@ -647,15 +647,8 @@ func (c *clientConn) handleExecute(raw, body []byte) error {
 		_, err := c.uw.Write(raw)
 		return err
 	}
-	req := gateway.Request{Commands: p.cmds, Via: "execute"}
-	if c.srv.gw.ApprovalsEnabled() {
-		// Only read when the verdict may go to a human: a grant is bound
-		// to the parameters, and approvers see the EXPLAIN estimate.
-		params, formats := bindParams(pt.bind)
-		req.Params = params
-		req.Preview = c.previewer(p.cmds, params, formats)
-	}
-	v := c.session.Decide(c.ctx, req)
+	c.deciding = bound{c: c, cmds: p.cmds, bind: pt.bind}
+	v := c.session.Decide(c.ctx, gateway.Request{Commands: p.cmds, Via: "execute", Bound: &c.deciding})
 	if !v.Allowed() {
 		return c.refuseExtended(&v)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/weir-gw/weir/internal/command"
+	"github.com/weir-gw/weir/internal/gateway"
 )
 
 // bindParams reads the parameter values and formats of a Bind body
@@ -55,39 +56,57 @@ func bindParams(body []byte) ([][]byte, []int16) {
 	return params, formats
 }
 
-// previewer returns the blast-radius preview for approvers: PostgreSQL's
-// EXPLAIN estimate of the rows each statement touches, computed on a
-// separate short-lived connection (EXPLAIN without ANALYZE executes
-// nothing), never on the agent's session.
-func (c *clientConn) previewer(cmds []command.Command, params [][]byte, formats []int16) func(context.Context) string {
-	return func(ctx context.Context) string {
-		cfg := c.target.base.Copy()
-		pw, err := c.target.cred.Password(ctx)
-		if err != nil {
-			return "no estimate (upstream credential unavailable)"
-		}
-		cfg.Password = pw
-		cfg.RuntimeParams = map[string]string{"application_name": "weir/preview"}
-		pc, err := pgconn.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return "no estimate (could not connect for EXPLAIN)"
-		}
-		defer pc.Close(context.Background())
-		var parts []string
-		for i := range cmds {
-			if cmds[i].Kind != command.KindWrite && cmds[i].Kind != command.KindRead {
-				parts = append(parts, cmds[i].Verb+": no estimate")
-				continue
-			}
-			res := pc.ExecParams(ctx, "EXPLAIN (FORMAT JSON) "+cmds[i].Text, params, nil, formats, nil).Read()
-			if res.Err != nil || len(res.Rows) == 0 || len(res.Rows[0]) == 0 {
-				parts = append(parts, cmds[i].Verb+": no estimate")
-				continue
-			}
-			parts = append(parts, summarizePlan(cmds[i].Verb, res.Rows[0][0]))
-		}
-		return "EXPLAIN estimate: " + strings.Join(parts, "; ")
+// bound is what the gateway reads when a request goes to a human: the
+// Bind parameters and the blast-radius preview. Held in the connection and
+// filled per request, so the common path allocates nothing for it.
+type bound struct {
+	c    *clientConn
+	cmds []command.Command
+	bind []byte // the portal's Bind body; nil for a simple Query
+}
+
+var _ gateway.Bound = (*bound)(nil)
+
+func (b *bound) Params() [][]byte {
+	p, _ := bindParams(b.bind)
+	return p
+}
+
+// Preview is PostgreSQL's EXPLAIN estimate of the rows each statement
+// touches, computed on a separate short-lived connection (EXPLAIN without
+// ANALYZE executes nothing), never on the agent's session.
+func (b *bound) Preview(ctx context.Context) string {
+	params, formats := bindParams(b.bind)
+	return b.c.preview(ctx, b.cmds, params, formats)
+}
+
+func (c *clientConn) preview(ctx context.Context, cmds []command.Command, params [][]byte, formats []int16) string {
+	cfg := c.target.base.Copy()
+	pw, err := c.target.cred.Password(ctx)
+	if err != nil {
+		return "no estimate (upstream credential unavailable)"
 	}
+	cfg.Password = pw
+	cfg.RuntimeParams = map[string]string{"application_name": "weir/preview"}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "no estimate (could not connect for EXPLAIN)"
+	}
+	defer pc.Close(context.Background())
+	var parts []string
+	for i := range cmds {
+		if cmds[i].Kind != command.KindWrite && cmds[i].Kind != command.KindRead {
+			parts = append(parts, cmds[i].Verb+": no estimate")
+			continue
+		}
+		res := pc.ExecParams(ctx, "EXPLAIN (FORMAT JSON) "+cmds[i].Text, params, nil, formats, nil).Read()
+		if res.Err != nil || len(res.Rows) == 0 || len(res.Rows[0]) == 0 {
+			parts = append(parts, cmds[i].Verb+": no estimate")
+			continue
+		}
+		parts = append(parts, summarizePlan(cmds[i].Verb, res.Rows[0][0]))
+	}
+	return "EXPLAIN estimate: " + strings.Join(parts, "; ")
 }
 
 func summarizePlan(verb string, planJSON []byte) string {
