@@ -314,6 +314,9 @@ type Session struct {
 
 	cacheMu sync.Mutex
 	cache   map[*command.Command]*decision
+	// approvedOnce holds statements approved at Parse, spent by one Execute
+	// (keyed by the statement's command slice, which the adapter keeps).
+	approvedOnce map[*command.Command]int64
 
 	endOnce  sync.Once
 	doneOnce sync.Once
@@ -518,6 +521,32 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 // allow only on a granted approval. It returns the approval request id.
 func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 	svc := s.g.approvals
+	// A statement approved when it was parsed (extended protocol) may run
+	// once: the approval is spent by its first Execute.
+	if req.Via == "execute" && len(req.Commands) > 0 {
+		s.cacheMu.Lock()
+		id, ok := s.approvedOnce[&req.Commands[0]]
+		delete(s.approvedOnce, &req.Commands[0])
+		s.cacheMu.Unlock()
+		if ok {
+			v.Action, v.Public = policy.Allow, ""
+			v.Rule += " (approved)"
+			return id
+		}
+	}
+	granted := func(id int64) int64 {
+		v.Action, v.Public = policy.Allow, ""
+		v.Rule += " (approved)"
+		if req.Via == "parse" && len(req.Commands) > 0 {
+			s.cacheMu.Lock()
+			if s.approvedOnce == nil {
+				s.approvedOnce = map[*command.Command]int64{}
+			}
+			s.approvedOnce[&req.Commands[0]] = id
+			s.cacheMu.Unlock()
+		}
+		return id
+	}
 	var params [][]byte
 	if req.Bound != nil {
 		params = req.Bound.Params()
@@ -539,9 +568,7 @@ func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 		return fail(err)
 	}
 	if ok {
-		v.Action, v.Public = policy.Allow, ""
-		v.Rule += " (approved)"
-		return d.ID
+		return granted(d.ID)
 	}
 	mode := s.g.cfg.RuleMode(v.Rule)
 	if mode == "async" {
@@ -570,8 +597,7 @@ func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 	case err != nil:
 		v.Public = fmt.Sprintf("weir: stopped waiting for approval request %d (%v); it stays open: if it is approved, send the same command again to run it once.", p.ID, err)
 	case dec.Status == "granted":
-		v.Action, v.Public = policy.Allow, ""
-		v.Rule += " (approved)"
+		return granted(p.ID)
 	case dec.Status == "denied":
 		v.Public = fmt.Sprintf("weir: approval request %d was denied by %s: %s. The command was not run.", p.ID, dec.By, dec.Reason)
 	default:

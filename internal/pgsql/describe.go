@@ -119,6 +119,7 @@ func describe(n *pg_query.Node) (stmtClass, *ClassifyError) {
 			return inner, err
 		}
 		inner.verb = "DECLARE"
+		inner.prepared = s.DeclareCursorStmt.Portalname
 		return inner, nil
 	case *pg_query.Node_CreateTableAsStmt:
 		c := stmtClass{verb: "CREATE TABLE AS", kind: ddl, risks: rSelectInto}
@@ -135,12 +136,18 @@ func describe(n *pg_query.Node) (stmtClass, *ClassifyError) {
 		}
 		return c, nil
 	case *pg_query.Node_FetchStmt:
+		// The cursor name: protocol portals and SQL cursors share one
+		// namespace, so the adapter must check whose cursor this is.
 		if s.FetchStmt.Ismove {
-			return stmtClass{verb: "MOVE", kind: read}, nil
+			return stmtClass{verb: "MOVE", kind: read, prepared: s.FetchStmt.Portalname}, nil
 		}
-		return stmtClass{verb: "FETCH", kind: read}, nil
+		return stmtClass{verb: "FETCH", kind: read, prepared: s.FetchStmt.Portalname}, nil
 	case *pg_query.Node_ClosePortalStmt:
-		return stmtClass{verb: "CLOSE", kind: sess}, nil
+		name := s.ClosePortalStmt.Portalname
+		if name == "" {
+			name = "*" // CLOSE ALL
+		}
+		return stmtClass{verb: "CLOSE", kind: sess, prepared: name}, nil
 
 	// Transactions.
 	case *pg_query.Node_TransactionStmt:

@@ -198,32 +198,58 @@ func TestApprovalHoldThenDeny(t *testing.T) {
 }
 
 // Async: refused at once with the request id; once approved, the same
-// command with the same parameters runs exactly once; other parameters do not.
+// command runs exactly once. In the simple protocol the grant is bound to
+// the exact text (another literal does not pass); in the extended protocol
+// the approval is given at Parse, before parameters exist, and lets the
+// statement execute once.
 func TestApprovalAsyncGrantRunsOnce(t *testing.T) {
 	svc, addr := approvalWorld(t, "async")
 	conn := agentConn(t, addr)
 	ctx := context.Background()
-	mark := marker(t)
-	q := mark + " UPDATE orders SET total_cents = total_cents WHERE id = $1"
-	_, err := conn.Exec(ctx, q, 2)
-	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "Approval request") {
-		t.Fatalf("first attempt: %v", err)
-	}
-	req := waitPending(t, svc, mark)
-	if serverRan(t, mark) {
-		t.Fatal("the refused command reached PostgreSQL")
-	}
-	if _, err := svc.Approve(ctx, req.ID, alice, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, q, 3); pgCode(err) != "42501" {
-		t.Fatalf("other parameters ran on the grant: %v", err)
-	}
-	if _, err := conn.Exec(ctx, q, 2); err != nil {
-		t.Fatalf("approved replay: %v", err)
-	}
-	if _, err := conn.Exec(ctx, q, 2); pgCode(err) != "42501" {
-		t.Fatalf("second use of a single-use grant: %v", err)
+	for _, tc := range []struct {
+		name        string
+		exec, other func(mark string) error
+	}{
+		{"simple protocol", func(mark string) error {
+			_, err := conn.Exec(ctx, mark+" UPDATE orders SET total_cents = total_cents WHERE id = 2")
+			return err
+		}, func(mark string) error {
+			_, err := conn.Exec(ctx, mark+" UPDATE orders SET total_cents = total_cents WHERE id = 3")
+			return err
+		}},
+		{"extended protocol", func(mark string) error {
+			_, err := conn.Exec(ctx, mark+" UPDATE orders SET total_cents = total_cents WHERE id = $1", 2)
+			return err
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mark := marker(t)
+			err := tc.exec(mark)
+			if pgCode(err) != "42501" || !strings.Contains(err.Error(), "Approval request") {
+				t.Fatalf("first attempt: %v", err)
+			}
+			req := waitPending(t, svc, mark)
+			if serverRan(t, mark) {
+				t.Fatal("the refused command reached PostgreSQL")
+			}
+			if _, err := svc.Approve(ctx, req.ID, alice, "ok"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.other != nil {
+				if err := tc.other(mark); pgCode(err) != "42501" {
+					t.Fatalf("another statement ran on the grant: %v", err)
+				}
+			}
+			if err := tc.exec(mark); err != nil {
+				t.Fatalf("approved replay: %v", err)
+			}
+			if !serverRan(t, mark) {
+				t.Fatal("approved command never reached PostgreSQL")
+			}
+			if err := tc.exec(mark); pgCode(err) != "42501" {
+				t.Fatalf("second use of a single-use approval: %v", err)
+			}
+		})
 	}
 }
 

@@ -25,7 +25,6 @@ import (
 	"github.com/weir-gw/weir/internal/gateway"
 	"github.com/weir-gw/weir/internal/mask"
 	"github.com/weir-gw/weir/internal/pgsql"
-	"github.com/weir-gw/weir/internal/policy"
 )
 
 // clientConn is one agent session: a client connection and its dedicated
@@ -57,6 +56,7 @@ type clientConn struct {
 	stmts         map[string]*prepared // extended-protocol statements by name
 	portals       map[string]*portal
 	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
+	cursors       map[string]bool             // SQL-level DECLAREd cursors
 	skipUntilSync bool
 	deciding      bound // the request being decided (read only for approvals)
 
@@ -513,7 +513,11 @@ func (c *clientConn) classify(text, via string) (gateway.Request, string) {
 				Refusal: "weir cannot classify this statement; weir refuses what it cannot classify"}, "0A000"
 		}
 	}
+	cloned := false
 	for i := range cmds {
+		if refusal := c.checkNames(&cmds[i]); refusal != "" {
+			return gateway.Request{Via: via, Commands: cmds, Refusal: refusal}, "42P05"
+		}
 		if cmds[i].Verb != "EXECUTE" {
 			continue
 		}
@@ -522,13 +526,39 @@ func (c *clientConn) classify(text, via string) (gateway.Request, string) {
 			return gateway.Request{Via: via, Commands: cmds,
 				Refusal: fmt.Sprintf("prepared statement %q was not prepared in this session through weir", cmds[i].Prepared)}, "26000"
 		}
-		if i == 0 || &cmds[0] == &cmds[i] {
-			// cmds may be the classifier's shared cached slice: copy before changing it.
+		if !cloned {
+			// cmds may be the classifier's shared cached slice: copy it
+			// once before changing anything in it.
 			cmds = slices.Clone(cmds)
+			cloned = true
 		}
 		cmds[i] = mergeExecute(&cmds[i], body)
 	}
 	return gateway.Request{Via: via, Commands: cmds}, ""
+}
+
+// checkNames keeps SQL-level names and protocol-level names apart, as
+// PostgreSQL has one namespace for prepared statements and one for
+// portals/cursors: a SQL PREPARE may not take a name weir knows, and
+// FETCH/MOVE may only reach cursors DECLAREd in SQL (never a protocol
+// portal, which was decided when it was bound, not when it is fetched).
+func (c *clientConn) checkNames(cmd *command.Command) string {
+	name := cmd.Prepared
+	switch cmd.Verb {
+	case "PREPARE":
+		if c.stmts[name] != nil || c.sqlPrepared[name] != nil {
+			return fmt.Sprintf("prepared statement %q already exists in this session; DEALLOCATE it or use another name", name)
+		}
+	case "DECLARE":
+		if c.portals[name] != nil || c.cursors[name] {
+			return fmt.Sprintf("cursor %q already exists in this session; CLOSE it or use another name", name)
+		}
+	case "FETCH", "MOVE":
+		if !c.cursors[name] {
+			return fmt.Sprintf("%s refused: cursor %q was not DECLAREd in SQL in this session through weir", cmd.Verb, name)
+		}
+	}
+	return ""
 }
 
 // mergeExecute gives an EXECUTE the classification of the statement it runs,
@@ -559,6 +589,15 @@ func (c *clientConn) applySQLPrepared(cmds []command.Command) {
 			clear(c.sqlPrepared)
 		case cmd.Verb == "DEALLOCATE":
 			delete(c.sqlPrepared, cmd.Prepared)
+		case cmd.Verb == "DECLARE":
+			if c.cursors == nil {
+				c.cursors = map[string]bool{}
+			}
+			c.cursors[cmd.Prepared] = true
+		case cmd.Verb == "CLOSE" && cmd.Prepared == "*":
+			clear(c.cursors)
+		case cmd.Verb == "CLOSE":
+			delete(c.cursors, cmd.Prepared)
 		}
 	}
 }
@@ -587,26 +626,40 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 	// Parse runs nothing, so an allowed Parse is not audited here; its
 	// executions are, at Execute. A refused one is audited now.
 	if req.Refusal == "" {
-		d := c.session.Precheck(req.Commands)
-		// A statement held for review is decided at Execute, with its
-		// parameters; Parse runs nothing.
-		if d.Allowed() || (d.Action == policy.Review && c.srv.gw.ApprovalsEnabled()) {
-			if c.stmts == nil {
-				c.stmts = map[string]*prepared{}
-				c.portals = map[string]*portal{}
-			}
-			c.stmts[name] = &prepared{cmds: req.Commands}
+		// PostgreSQL refuses a Parse of a named statement that exists;
+		// weir refuses it first, so its map can never disagree with the
+		// server's about what a name means.
+		if name != "" && (c.stmts[name] != nil || c.sqlPrepared[name] != nil) {
+			req.Refusal = fmt.Sprintf("prepared statement %q already exists in this session; Close it or use another name", name)
+			code = "42P05"
+		} else if d := c.session.Precheck(req.Commands); d.Allowed() {
+			c.storeStatement(name, req.Commands)
 			_, err := c.uw.Write(raw)
 			return err
 		}
 	}
 	// Rules are fixed at start, so Decide reaches the precheck's verdict
-	// and records it.
+	// and records it. A statement under review goes to the approval
+	// workflow here: nothing unapproved is ever parsed on the server, and an
+	// approval lets the statement execute once.
 	v := c.session.Decide(c.ctx, req)
+	if v.Allowed() && req.Refusal == "" {
+		c.storeStatement(name, req.Commands)
+		_, err := c.uw.Write(raw)
+		return err
+	}
 	if code != "" {
 		v.SQLState = code
 	}
 	return c.refuseExtended(&v)
+}
+
+func (c *clientConn) storeStatement(name string, cmds []command.Command) {
+	if c.stmts == nil {
+		c.stmts = map[string]*prepared{}
+		c.portals = map[string]*portal{}
+	}
+	c.stmts[name] = &prepared{cmds: cmds}
 }
 
 func (c *clientConn) handleBind(raw, body []byte) error {
@@ -621,6 +674,9 @@ func (c *clientConn) handleBind(raw, body []byte) error {
 	p := c.stmts[stmt]
 	if p == nil {
 		return c.refuseUnknown("Bind", "prepared statement", stmt)
+	}
+	if c.cursors[portalName] {
+		return c.refuseUnknown("Bind", "portal (a SQL cursor has that name)", portalName)
 	}
 	pt := c.portals[portalName]
 	if pt == nil {
