@@ -194,3 +194,47 @@ func TestExecuteDoesNotMutateSharedClassification(t *testing.T) {
 		t.Fatalf("EXECUTE q recorded reads %v after three runs, want [customers]", last)
 	}
 }
+
+// After a failed batch, weir does not trust name changes the server may
+// have skipped: what runs is always what was decided and audited.
+func TestSkippedChangesAreNotTrusted(t *testing.T) {
+	r := rawConnect(t, env.addr)
+	note := "skip-" + marker(t)
+	r.send(&pgproto3.Parse{Name: "s2", Query: "INSERT INTO scratch(note) VALUES ('" + note + "')"}, &pgproto3.Sync{})
+	r.until(1)
+	r.send(&pgproto3.Parse{Name: "e", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "e"}, &pgproto3.Execute{},
+		&pgproto3.Close{ObjectType: 'S', Name: "s2"}, &pgproto3.Parse{Name: "s2", Query: "SELECT 2"}, &pgproto3.Sync{})
+	r.until(1)
+	r.send(&pgproto3.Bind{PreparedStatement: "s2"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) != 1 || codes[0] != "26000" {
+		t.Fatalf("use of a name changed in a failed batch: errors %v, want a 26000 refusal", codes)
+	}
+	if serverSaw(t, note) && strings.Count(mustLog(t), note) > 1 {
+		t.Fatal("the INSERT ran while weir recorded SELECT 2")
+	}
+	// The unnamed statement and portal follow the same rule.
+	r.send(&pgproto3.Parse{Query: "SELECT 3"}, &pgproto3.Sync{})
+	r.until(1)
+	r.send(&pgproto3.Parse{Name: "e2", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "e2"}, &pgproto3.Execute{},
+		&pgproto3.Parse{Query: "SELECT 4"}, &pgproto3.Sync{})
+	r.until(1)
+	r.send(&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) != 1 || codes[0] != "26000" {
+		t.Fatalf("unnamed statement changed in a failed batch: errors %v", codes)
+	}
+	// A clean batch makes names trustworthy again, and pgx-style flows
+	// (Parse first in its batch) never wait.
+	r.send(&pgproto3.Parse{Query: "SELECT 5"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) != 0 {
+		t.Fatalf("fresh unnamed statement refused: %v", codes)
+	}
+}
+
+func mustLog(t *testing.T) string {
+	t.Helper()
+	l, err := env.pg.Log()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

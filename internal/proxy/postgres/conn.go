@@ -58,11 +58,23 @@ type clientConn struct {
 	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
 	cursors       map[string]bool             // SQL-level DECLAREd cursors
 	skipUntilSync bool
-	deciding      bound // the request being decided (read only for approvals)
+	// cycleMsgs counts extended-protocol messages forwarded since the last
+	// Sync; uncertain holds names ("S"+name, "P"+name) changed by a Close,
+	// Parse or Bind that followed other messages in its batch: if an
+	// earlier message failed, the server skipped the change, so weir must
+	// learn that batch's outcome before trusting the name again.
+	cycleMsgs int
+	uncertain map[string]int64
+	deciding  bound // the request being decided (read only for approvals)
 
 	// Shared between the client and relay goroutines.
 	mu         sync.Mutex
-	cyclesSent int64 // Query and Sync messages forwarded upstream
+	cyclesSent int64          // Query and Sync messages forwarded upstream
+	cyclesDone int64          // ReadyForQuery messages the relay has seen
+	watched    map[int64]bool // cycles whose outcome a name depends on
+	failed     map[int64]bool // watched cycles that had an error
+	relayGone  bool
+	cycleCond  *sync.Cond
 	refusals   []refusal
 	units      []unit
 
@@ -207,9 +219,16 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 	}
 	c.raw.SetDeadline(time.Time{})
 
+	c.cycleCond = sync.NewCond(&c.mu)
 	relayDone := make(chan struct{})
 	go func() {
 		defer close(relayDone)
+		defer func() {
+			c.mu.Lock()
+			c.relayGone = true
+			c.cycleCond.Broadcast()
+			c.mu.Unlock()
+		}()
 		c.relay()
 	}()
 	go func() {
@@ -436,17 +455,23 @@ func (c *clientConn) handle(typ byte, raw, body []byte) error {
 	}
 	switch typ {
 	case 'Q':
+		c.cycleMsgs = 0
 		return c.handleQuery(raw, body)
 	case 'P':
+		defer func() { c.cycleMsgs++ }()
 		return c.handleParse(raw, body)
 	case 'B':
+		defer func() { c.cycleMsgs++ }()
 		return c.handleBind(raw, body)
 	case 'E':
+		defer func() { c.cycleMsgs++ }()
 		return c.handleExecute(raw, body)
 	case 'D', 'C':
+		defer func() { c.cycleMsgs++ }()
 		return c.handleDescribeClose(typ, raw, body)
 	case 'S':
 		c.skipUntilSync = false
+		c.cycleMsgs = 0
 		c.mu.Lock()
 		c.cyclesSent++
 		c.mu.Unlock()
@@ -629,6 +654,15 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 		// PostgreSQL refuses a Parse of a named statement that exists;
 		// weir refuses it first, so its map can never disagree with the
 		// server's about what a name means.
+		// A Parse of the unnamed statement at the start of a batch
+		// replaces it for certain (the server drops the old one first).
+		if name == "" && c.cycleMsgs == 0 {
+			delete(c.uncertain, "S")
+		} else if ok, err := c.settled("S" + name); err != nil {
+			return err
+		} else if !ok {
+			return c.refuseUnsettled("prepared statement", name)
+		}
 		if name != "" && (c.stmts[name] != nil || c.sqlPrepared[name] != nil) {
 			req.Refusal = fmt.Sprintf("prepared statement %q already exists in this session; Close it or use another name", name)
 			code = "42P05"
@@ -654,7 +688,60 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 	return c.refuseExtended(&v)
 }
 
+// changed records that name's meaning changed in the current batch: if
+// other messages came before it in the batch, the change is uncertain
+// until the batch's outcome is known.
+func (c *clientConn) changed(key string) {
+	if c.cycleMsgs == 0 {
+		delete(c.uncertain, key)
+		return
+	}
+	if c.uncertain == nil {
+		c.uncertain = map[string]int64{}
+	}
+	c.uncertain[key] = c.cyclesSent
+	c.mu.Lock()
+	if c.watched == nil {
+		c.watched, c.failed = map[int64]bool{}, map[int64]bool{}
+	}
+	c.watched[c.cyclesSent] = true
+	c.mu.Unlock()
+}
+
+// settled reports whether name can be trusted: it was not changed after
+// other messages of an earlier batch, or that batch had no error. It may
+// wait for the server to finish that batch.
+func (c *clientConn) settled(key string) (bool, error) {
+	cyc, ok := c.uncertain[key]
+	if !ok || cyc >= c.cyclesSent {
+		return true, nil // not uncertain, or changed in this very batch (the server skips the rest of a failed batch)
+	}
+	if err := c.uw.Flush(); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	for c.cyclesDone <= cyc && !c.relayGone {
+		c.cycleCond.Wait()
+	}
+	failed := c.failed[cyc] || c.cyclesDone <= cyc
+	c.mu.Unlock()
+	if !failed {
+		delete(c.uncertain, key)
+	}
+	return !failed, nil
+}
+
+func (c *clientConn) refuseUnsettled(what, name string) error {
+	v := c.session.Decide(c.ctx, gateway.Request{Via: "extended",
+		Refusal: fmt.Sprintf("weir cannot be sure what %s %q refers to: the batch that changed it failed, so the server may have skipped the change; prepare it under a new name", what, name)})
+	v.SQLState = "26000"
+	return c.refuseExtended(&v)
+}
+
 func (c *clientConn) storeStatement(name string, cmds []command.Command) {
+	if c.stmts[name] != nil {
+		c.changed("S" + name) // the unnamed statement being replaced
+	}
 	if c.stmts == nil {
 		c.stmts = map[string]*prepared{}
 		c.portals = map[string]*portal{}
@@ -671,9 +758,22 @@ func (c *clientConn) handleBind(raw, body []byte) error {
 	if !ok {
 		return &frameError{"malformed Bind message"}
 	}
+	if portalName == "" && c.cycleMsgs == 0 {
+		delete(c.uncertain, "P") // replacing the unnamed portal at the start of a batch is certain
+	}
+	for _, k := range [][2]string{{"S" + stmt, "prepared statement"}, {"P" + portalName, "portal"}} {
+		if ok, err := c.settled(k[0]); err != nil {
+			return err
+		} else if !ok {
+			return c.refuseUnsettled(k[1], k[0][1:])
+		}
+	}
 	p := c.stmts[stmt]
 	if p == nil {
 		return c.refuseUnknown("Bind", "prepared statement", stmt)
+	}
+	if portalName != "" && c.portals[portalName] != nil {
+		return c.refuseUnknown("Bind", "portal (it already exists; Close it first)", portalName)
 	}
 	if c.cursors[portalName] {
 		return c.refuseUnknown("Bind", "portal (a SQL cursor has that name)", portalName)
@@ -682,6 +782,8 @@ func (c *clientConn) handleBind(raw, body []byte) error {
 	if pt == nil {
 		pt = &portal{}
 		c.portals[portalName] = pt
+	} else {
+		c.changed("P" + portalName) // the unnamed portal being replaced
 	}
 	pt.stmt = p
 	pt.bind = append(pt.bind[:0], body...)
@@ -693,6 +795,11 @@ func (c *clientConn) handleExecute(raw, body []byte) error {
 	portalName, _, ok := cstring(body)
 	if !ok {
 		return &frameError{"malformed Execute message"}
+	}
+	if ok, err := c.settled("P" + portalName); err != nil {
+		return err
+	} else if !ok {
+		return c.refuseUnsettled("portal", portalName)
 	}
 	pt := c.portals[portalName]
 	if pt == nil {
@@ -725,15 +832,27 @@ func (c *clientConn) handleDescribeClose(typ byte, raw, body []byte) error {
 	if !ok || (kind != 'S' && kind != 'P') {
 		return &frameError{"malformed Describe/Close message"}
 	}
-	known := c.stmts[name] != nil
+	key := string(kind) + name
 	what := "prepared statement"
 	if kind == 'P' {
-		known, what = c.portals[name] != nil, "portal"
+		what = "portal"
+	}
+	if ok, err := c.settled(key); err != nil {
+		return err
+	} else if !ok {
+		return c.refuseUnsettled(what, name)
+	}
+	known := c.stmts[name] != nil
+	if kind == 'P' {
+		known = c.portals[name] != nil
 	}
 	if typ == 'D' && !known {
 		return c.refuseUnknown("Describe", what, name)
 	}
 	if typ == 'C' {
+		if known {
+			c.changed(key)
+		}
 		if kind == 'P' {
 			delete(c.portals, name)
 		} else {
@@ -941,6 +1060,14 @@ func (c *clientConn) finishLocked(u *unit, errCode string) {
 func (c *clientConn) readyForQuery(cycle int64, cycleErr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.watched[cycle] {
+		delete(c.watched, cycle)
+		if cycleErr != "" {
+			c.failed[cycle] = true
+		}
+	}
+	c.cyclesDone = cycle + 1
+	c.cycleCond.Broadcast()
 	blamed := false
 	keep := c.units[:0]
 	for i := range c.units {
