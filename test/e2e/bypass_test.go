@@ -238,3 +238,24 @@ func mustLog(t *testing.T) string {
 	}
 	return l
 }
+
+// A simple Query inside an unfinished extended batch is a protocol
+// violation weir refuses (the server could skip it after an error, and
+// answers would no longer match requests).
+func TestQueryInsideExtendedBatchRefused(t *testing.T) {
+	r := rawConnect(t, env.addr)
+	r.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Query{String: "SELECT 2"})
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatalf("connection ended without weir's error: %v", err)
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			if e.Severity != "FATAL" || !strings.Contains(e.Message, "send Sync first") {
+				t.Fatalf("got %s %s", e.Severity, e.Message)
+			}
+			return
+		}
+	}
+}

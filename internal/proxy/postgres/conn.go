@@ -455,7 +455,12 @@ func (c *clientConn) handle(typ byte, raw, body []byte) error {
 	}
 	switch typ {
 	case 'Q':
-		c.cycleMsgs = 0
+		if c.cycleMsgs > 0 || c.skipUntilSync {
+			// A Query inside an unfinished extended batch may be skipped
+			// by the server (after an error), which would make weir and
+			// the server disagree about which answer belongs to what.
+			return &frameError{"Query received inside an extended-protocol batch; send Sync first"}
+		}
 		return c.handleQuery(raw, body)
 	case 'P':
 		defer func() { c.cycleMsgs++ }()
