@@ -244,7 +244,7 @@ func TestKeyRotateCLI(t *testing.T) {
 // The shipped example policy tests pass against the shipped example config
 // (docs cannot drift), and a wrong expectation fails with the reason.
 func TestPolicyTest(t *testing.T) {
-	out, _, err := weir(t, "policy", "test", "--config", "../../examples/weir.yaml", "../../examples/policy-tests.yaml")
+	out, _, err := weir(t, "policy", "test", "--config", "../../examples/weir.yaml", "../../examples/tests/policy.yaml")
 	if err != nil || !strings.Contains(out, "7 passed, 0 failed") {
 		t.Fatalf("examples: %v\n%s", err, out)
 	}
