@@ -314,9 +314,6 @@ type Session struct {
 
 	cacheMu sync.Mutex
 	cache   map[*command.Command]*decision
-	// approvedOnce holds statements approved at Parse, spent by one Execute
-	// (keyed by the statement's command slice, which the adapter keeps).
-	approvedOnce map[*command.Command]int64
 
 	endOnce  sync.Once
 	doneOnce sync.Once
@@ -521,30 +518,9 @@ func (s *Session) Decide(ctx context.Context, req Request) Verdict {
 // allow only on a granted approval. It returns the approval request id.
 func (s *Session) approve(ctx context.Context, v *Verdict, req *Request) int64 {
 	svc := s.g.approvals
-	// A statement approved when it was parsed (extended protocol) may run
-	// once: the approval is spent by its first Execute.
-	if req.Via == "execute" && len(req.Commands) > 0 {
-		s.cacheMu.Lock()
-		id, ok := s.approvedOnce[&req.Commands[0]]
-		delete(s.approvedOnce, &req.Commands[0])
-		s.cacheMu.Unlock()
-		if ok {
-			v.Action, v.Public = policy.Allow, ""
-			v.Rule += " (approved)"
-			return id
-		}
-	}
 	granted := func(id int64) int64 {
 		v.Action, v.Public = policy.Allow, ""
 		v.Rule += " (approved)"
-		if req.Via == "parse" && len(req.Commands) > 0 {
-			s.cacheMu.Lock()
-			if s.approvedOnce == nil {
-				s.approvedOnce = map[*command.Command]int64{}
-			}
-			s.approvedOnce[&req.Commands[0]] = id
-			s.cacheMu.Unlock()
-		}
 		return id
 	}
 	var params [][]byte

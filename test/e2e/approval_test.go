@@ -198,10 +198,8 @@ func TestApprovalHoldThenDeny(t *testing.T) {
 }
 
 // Async: refused at once with the request id; once approved, the same
-// command runs exactly once. In the simple protocol the grant is bound to
-// the exact text (another literal does not pass); in the extended protocol
-// the approval is given at Parse, before parameters exist, and lets the
-// statement execute once.
+// command with the same parameters runs exactly once; another literal
+// (simple protocol) or another parameter value (extended protocol) does not.
 func TestApprovalAsyncGrantRunsOnce(t *testing.T) {
 	svc, addr := approvalWorld(t, "async")
 	conn := agentConn(t, addr)
@@ -220,7 +218,10 @@ func TestApprovalAsyncGrantRunsOnce(t *testing.T) {
 		{"extended protocol", func(mark string) error {
 			_, err := conn.Exec(ctx, mark+" UPDATE orders SET total_cents = total_cents WHERE id = $1", 2)
 			return err
-		}, nil},
+		}, func(mark string) error {
+			_, err := conn.Exec(ctx, mark+" UPDATE orders SET total_cents = total_cents WHERE id = $1", 3)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mark := marker(t)

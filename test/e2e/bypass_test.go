@@ -259,3 +259,42 @@ func TestQueryInsideExtendedBatchRefused(t *testing.T) {
 		}
 	}
 }
+
+// A statement under review sits on the server under a name only weir
+// uses; knowing that name (pg_prepared_statements shows it) reaches it
+// neither by SQL EXECUTE nor by a protocol Parse/Bind of the same name.
+func TestHiddenReviewStatementUnreachable(t *testing.T) {
+	_, addr := approvalWorld(t, "async")
+	r := rawConnect(t, addr)
+	r.send(&pgproto3.Parse{Name: "s9", Query: "UPDATE customers SET full_name='pwned-hidden' WHERE id=6"}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) != 0 {
+		t.Fatalf("Parse under review: %v", codes)
+	}
+	// The agent can list it in its own session.
+	var hidden string
+	r.send(&pgproto3.Query{String: "SELECT name FROM pg_prepared_statements WHERE name LIKE 'weir%'"})
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for hidden == "" {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			hidden = string(d.Values[0])
+		}
+	}
+	r.until(1)
+	r.send(&pgproto3.Query{String: "EXECUTE " + hidden})
+	if codes := r.until(1); len(codes) == 0 {
+		t.Fatal("SQL EXECUTE of the hidden statement was not refused")
+	}
+	r.send(&pgproto3.Bind{PreparedStatement: hidden}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) == 0 {
+		t.Fatal("Bind of the hidden statement by name was not refused")
+	}
+	r.send(&pgproto3.Parse{Name: hidden, Query: "SELECT 1"}, &pgproto3.Sync{})
+	if codes := r.until(1); len(codes) == 0 {
+		t.Fatal("Parse of a reserved name was not refused")
+	}
+	checkUnchanged(t, 6)
+}

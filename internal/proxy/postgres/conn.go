@@ -98,6 +98,9 @@ func (c *clientConn) end() string {
 
 type prepared struct {
 	cmds []command.Command
+	// hidden is the server-side name of a statement under review (see
+	// handleParse); "" when the server knows it by the client's name.
+	hidden string
 }
 
 // portal is a bound statement; bind keeps the Bind body (reused buffer)
@@ -579,6 +582,9 @@ func (c *clientConn) checkNames(cmd *command.Command) string {
 		if c.stmts[name] != nil || c.sqlPrepared[name] != nil {
 			return fmt.Sprintf("prepared statement %q already exists in this session; DEALLOCATE it or use another name", name)
 		}
+		if strings.HasPrefix(name, hiddenPrefix) {
+			return fmt.Sprintf("statement names starting with %q are reserved by weir", hiddenPrefix)
+		}
 	case "DECLARE":
 		if c.portals[name] != nil || c.cursors[name] {
 			return fmt.Sprintf("cursor %q already exists in this session; CLOSE it or use another name", name)
@@ -671,22 +677,27 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 		if name != "" && (c.stmts[name] != nil || c.sqlPrepared[name] != nil) {
 			req.Refusal = fmt.Sprintf("prepared statement %q already exists in this session; Close it or use another name", name)
 			code = "42P05"
+		} else if strings.HasPrefix(name, hiddenPrefix) {
+			req.Refusal = fmt.Sprintf("statement names starting with %q are reserved by weir", hiddenPrefix)
+			code = "42P05"
 		} else if d := c.session.Precheck(req.Commands); d.Allowed() {
-			c.storeStatement(name, req.Commands)
+			c.storeStatement(name, req.Commands, "")
 			_, err := c.uw.Write(raw)
+			return err
+		} else if d.Action == "review" && c.srv.gw.ApprovalsEnabled() {
+			// Decided at Execute, with its parameters. Until then the
+			// server holds it under a name only weir knows, so nothing
+			// but weir's own Bind (after the decision at Execute) can
+			// reach it: not a re-Parse, a SQL EXECUTE or a FETCH.
+			hidden := hiddenPrefix + newNonce()
+			c.storeStatement(name, req.Commands, hidden)
+			_, err := c.uw.Write(renameFirst('P', body, name, hidden))
 			return err
 		}
 	}
 	// Rules are fixed at start, so Decide reaches the precheck's verdict
-	// and records it. A statement under review goes to the approval
-	// workflow here: nothing unapproved is ever parsed on the server, and an
-	// approval lets the statement execute once.
+	// and records it.
 	v := c.session.Decide(c.ctx, req)
-	if v.Allowed() && req.Refusal == "" {
-		c.storeStatement(name, req.Commands)
-		_, err := c.uw.Write(raw)
-		return err
-	}
 	if code != "" {
 		v.SQLState = code
 	}
@@ -743,7 +754,7 @@ func (c *clientConn) refuseUnsettled(what, name string) error {
 	return c.refuseExtended(&v)
 }
 
-func (c *clientConn) storeStatement(name string, cmds []command.Command) {
+func (c *clientConn) storeStatement(name string, cmds []command.Command, hidden string) {
 	if c.stmts[name] != nil {
 		c.changed("S" + name) // the unnamed statement being replaced
 	}
@@ -751,7 +762,35 @@ func (c *clientConn) storeStatement(name string, cmds []command.Command) {
 		c.stmts = map[string]*prepared{}
 		c.portals = map[string]*portal{}
 	}
-	c.stmts[name] = &prepared{cmds: cmds}
+	c.stmts[name] = &prepared{cmds: cmds, hidden: hidden}
+}
+
+// hiddenPrefix names statements under review on the server; clients may
+// not use it.
+const hiddenPrefix = "weir_review_"
+
+// renameFirst rebuilds a message whose body starts with skip (a cstring,
+// for Bind the portal name) or directly with the statement name, with
+// the statement name replaced.
+func renameFirst(typ byte, body []byte, old, new string) []byte {
+	out := make([]byte, 5, 5+len(body)+len(new))
+	out[0] = typ
+	out = append(out, new...)
+	out = append(out, body[len(old):]...)
+	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
+	return out
+}
+
+// renameBind rebuilds a Bind with its statement name replaced.
+func renameBind(body []byte, portal, old, new string) []byte {
+	out := make([]byte, 5, 5+len(body)+len(new))
+	out[0] = 'B'
+	out = append(out, portal...)
+	out = append(out, 0)
+	out = append(out, new...)
+	out = append(out, body[len(portal)+1+len(old):]...)
+	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
+	return out
 }
 
 func (c *clientConn) handleBind(raw, body []byte) error {
@@ -792,6 +831,9 @@ func (c *clientConn) handleBind(raw, body []byte) error {
 	}
 	pt.stmt = p
 	pt.bind = append(pt.bind[:0], body...)
+	if p.hidden != "" {
+		raw = renameBind(body, portalName, stmt, p.hidden)
+	}
 	_, err := c.uw.Write(raw)
 	return err
 }
@@ -853,6 +895,11 @@ func (c *clientConn) handleDescribeClose(typ byte, raw, body []byte) error {
 	}
 	if typ == 'D' && !known {
 		return c.refuseUnknown("Describe", what, name)
+	}
+	if kind == 'S' && known && c.stmts[name].hidden != "" {
+		// body = kind byte, then the name
+		nb := append([]byte{'S'}, renameFirst(typ, body[1:], name, c.stmts[name].hidden)[5:]...)
+		raw = buildFrame(typ, nb)
 	}
 	if typ == 'C' {
 		if known {
