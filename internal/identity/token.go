@@ -232,23 +232,7 @@ type header struct {
 
 var b64 = base64.RawURLEncoding
 
-func (a *Authority) sign(c Claims) (string, error) {
-	a.mu.RLock()
-	kid := a.active
-	key := a.keys[kid]
-	a.mu.RUnlock()
-	if key == nil {
-		return "", errors.New("no signing key")
-	}
-	h, _ := json.Marshal(header{Alg: "EdDSA", Typ: "JWT", Kid: kid})
-	p, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	signing := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
-	sig := ed25519.Sign(key, []byte(signing))
-	return signing + "." + b64.EncodeToString(sig), nil
-}
+func (a *Authority) sign(c Claims) (string, error) { return a.signPayload(c) }
 
 // maxTokenLen bounds what is decoded at all.
 const maxTokenLen = 8192
