@@ -36,20 +36,12 @@ func adminCmd() *cobra.Command {
 			if ttl < time.Second || ttl > identity.MaxAdminTTL {
 				return fmt.Errorf("--ttl must be between 1s and %s, got %s", identity.MaxAdminTTL, ttl)
 			}
-			cfg, err := loadConfig(cmd)
+			env, err := openEnv(cmd)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			st, err := openStore(cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			auth, err := identity.NewAuthority(ctx, st)
-			if err != nil {
-				return err
-			}
+			defer env.close()
+			ctx, st, auth := cmd.Context(), env.st, env.auth
 			issuer := localAdmin()
 			tok, claims, err := auth.IssueAdminBy(ctx, name, r, ttl, issuer)
 			if err != nil {

@@ -211,7 +211,9 @@ func auditCmd() *cobra.Command {
 	return cmd
 }
 
+// cliEnv is what a CLI command that works on the local store needs.
 type cliEnv struct {
+	cfg  *config.Config
 	st   store.Store
 	auth *identity.Authority
 }
@@ -237,7 +239,7 @@ func openEnvPath(path string) (*cliEnv, error) {
 		st.Close()
 		return nil, err
 	}
-	return &cliEnv{st: st, auth: auth}, nil
+	return &cliEnv{cfg: cfg, st: st, auth: auth}, nil
 }
 
 func readPublicKeys(path string) (map[string]ed25519.PublicKey, error) {

@@ -219,10 +219,12 @@ func tokenCmd() *cobra.Command {
 		Short: "Issue a token (printed alone on stdout)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			env, err := openEnv(cmd)
 			if err != nil {
 				return err
 			}
+			defer env.close()
+			cfg := env.cfg
 			agent, ok := cfg.Agent(agentName)
 			if !ok {
 				return fmt.Errorf("agent %q is not in %s (agents: %s)", agentName, cfg.Path, agentNames(cfg))
@@ -253,16 +255,7 @@ func tokenCmd() *cobra.Command {
 				}
 				tctx[k] = v
 			}
-			ctx := cmd.Context()
-			st, err := openStore(cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			auth, err := identity.NewAuthority(ctx, st)
-			if err != nil {
-				return err
-			}
+			ctx, st, auth := cmd.Context(), env.st, env.auth
 			issuer := localAdmin()
 			tok, claims, err := auth.Issue(ctx, identity.IssueRequest{Agent: agent.Name, Targets: scope, TTL: ttl, Context: tctx, IssuedBy: issuer})
 			if err != nil {
@@ -290,15 +283,12 @@ func tokenCmd() *cobra.Command {
 		Short: "List live tokens (--all includes expired and revoked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			env, err := openEnv(cmd)
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer env.close()
+			st := env.st
 			now := time.Now()
 			toks, err := st.ListTokens(cmd.Context(), all, now)
 			if err != nil {
@@ -326,15 +316,12 @@ func tokenCmd() *cobra.Command {
 		Short: "Revoke a token; live sessions using it end within seconds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
+			env, err := openEnv(cmd)
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer env.close()
+			st := env.st
 			ctx := cmd.Context()
 			tok, err := st.Token(ctx, args[0])
 			if errors.Is(err, store.ErrNotFound) {
