@@ -130,12 +130,9 @@ func (a *Authority) IssueAdminBy(ctx context.Context, name string, role Role, tt
 
 // signPayload signs any JSON payload with the active key.
 func (a *Authority) signPayload(v any) (string, error) {
-	a.mu.RLock()
-	kid := a.active
-	key := a.keys[kid]
-	a.mu.RUnlock()
-	if key == nil {
-		return "", errors.New("no signing key")
+	kid, key, err := a.activeKey()
+	if err != nil {
+		return "", err
 	}
 	h, _ := json.Marshal(header{Alg: "EdDSA", Typ: "JWT", Kid: kid})
 	p, err := json.Marshal(v)

@@ -365,14 +365,22 @@ func RandomID(n int) string { return randomID(n) }
 
 // Sign signs msg with the active key (audit checkpoints).
 func (a *Authority) Sign(msg []byte) (string, []byte, error) {
+	kid, key, err := a.activeKey()
+	if err != nil {
+		return "", nil, err
+	}
+	return kid, ed25519.Sign(key, msg), nil
+}
+
+// activeKey is the newest key, which signs.
+func (a *Authority) activeKey() (string, ed25519.PrivateKey, error) {
 	a.mu.RLock()
-	kid := a.active
-	key := a.keys[kid]
-	a.mu.RUnlock()
+	defer a.mu.RUnlock()
+	key := a.keys[a.active]
 	if key == nil {
 		return "", nil, errors.New("no signing key")
 	}
-	return kid, ed25519.Sign(key, msg), nil
+	return a.active, key, nil
 }
 
 // PublicKeys returns every signing key's public half by key id.

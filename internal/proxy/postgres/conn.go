@@ -973,6 +973,7 @@ func (c *clientConn) relay() {
 	var cycleErr string
 	masker := c.srv.gw.Masker()
 	c.rec.budget = c.srv.gw.RecordBudget()
+	c.rec.enabled = c.rec.budget > 0
 	for {
 		typ, raw, body, err := c.ur.next()
 		if err != nil {
@@ -1019,7 +1020,9 @@ func (c *clientConn) relay() {
 				return
 			}
 		}
-		if c.rec.budget > 0 || c.rec.rows != nil {
+		// Rows are recorded while the session's budget lasts; after that
+		// a row only marks its result as truncated (no parsing).
+		if typ == 'D' || (typ == 'T' && c.rec.budget > 0) {
 			c.rec.observe(typ, out)
 		}
 		c.cwMu.Lock()

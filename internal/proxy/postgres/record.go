@@ -10,7 +10,8 @@ import (
 // audit log, within the session's byte budget. It is owned by the relay
 // goroutine.
 type recording struct {
-	budget    int // bytes left for the whole session
+	budget    int  // bytes left for the whole session
+	enabled   bool // recording is configured at all (audit.record_bytes > 0)
 	columns   []string
 	rows      [][]*string
 	truncated bool
@@ -44,7 +45,7 @@ func (r *recording) observe(typ byte, raw []byte) {
 		}
 	case 'D':
 		if r.budget <= 0 {
-			r.truncated = true
+			r.truncated = r.enabled
 			return
 		}
 		if len(body) < 2 {
