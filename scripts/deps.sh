@@ -1,12 +1,38 @@
 #!/usr/bin/env bash
 # Installs what weir's tests, demo and benchmarks need on a Debian 12 machine:
-# the PostgreSQL server (+contrib, client tools incl. psql and pgbench) and
-# pgbouncer. Idempotent: installs only what is missing, runs `apt-get update`
+# the PostgreSQL server (+contrib, client tools incl. psql and pgbench),
+# pgbouncer and the Azure CLI (az) from Debian; Azurite (the Azure Storage
+# emulator), the TypeScript MCP SDK and the Azure Storage JS SDK from npm into
+# tools/node/node_modules (versions locked in tools/node/package-lock.json).
+# Idempotent: installs only what is missing, runs `apt-get update`
 # only when something must be installed, and returns at once when everything
 # is present. Safe without a terminal (CI).
 set -euo pipefail
 
-want=(postgresql postgresql-contrib postgresql-client pgbouncer)
+want=(postgresql postgresql-contrib postgresql-client pgbouncer azure-cli)
+
+# npm tools: installed when node_modules is missing or older than the lock.
+npm_tools() {
+	local dir=tools/node
+	if [[ -d $dir/node_modules && $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+		echo "deps: npm tools present ($dir)"
+		return 0
+	fi
+	if ! command -v npm >/dev/null; then
+		echo "deps: npm is missing; install Node.js (Debian: apt-get install nodejs npm)" >&2
+		return 1
+	fi
+	local t0=$SECONDS
+	echo "deps: npm ci in $dir"
+	if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null); then
+		echo "deps: FAILED: npm ci in $dir" >&2
+		return 1
+	fi
+	touch "$dir/node_modules/.package-lock.json"
+	echo "deps: npm tools installed in $((SECONDS - t0))s"
+}
+cd "$(dirname "$0")/.."
+npm_tools
 
 missing=()
 for p in "${want[@]}"; do

@@ -40,8 +40,15 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", "./weir.yaml", "path to weir.yaml")
 	root.AddCommand(serveCmd(), tokenCmd(), adminCmd(), keyCmd(), approvalsCmd(), policyCmd(), auditCmd(), sessionsCmd(), replayCmd())
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
 	return root
 }
+
+// extraCommands are subcommands registered by front ends' files in init()
+// (weir mcp, weir env, weir ca).
+var extraCommands []func() *cobra.Command
 
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
@@ -138,11 +145,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen.postgres: %w", err)
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 8)
 	go func() { errc <- pg.Serve(ln) }()
+	env := &serveEnv{cfg: cfg, gw: gw, auth: auth, audit: aw, approvals: approvals, tls: tlsCfg, pg: pg, log: log, errc: errc, mounts: map[string]http.Handler{}}
+	for _, start := range frontEnds {
+		stop, err := start(ctx, env)
+		if err != nil {
+			pg.Close()
+			return err
+		}
+		if stop != nil {
+			defer stop()
+		}
+	}
 	httpAddr := "off"
 	if cfg.Listen.HTTP != "" {
-		stopHTTP, addr, err := serveHTTP(cfg, auth, aw, approvals, tlsCfg, log, errc)
+		stopHTTP, addr, err := serveHTTP(env)
 		if err != nil {
 			pg.Close()
 			return err
@@ -163,15 +181,42 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
+// serveEnv is what a front end gets when serve starts it.
+type serveEnv struct {
+	cfg       *config.Config
+	gw        *gateway.Gateway
+	auth      *identity.Authority
+	audit     *audit.Writer
+	approvals *approval.Service
+	tls       *tls.Config // weir's server certificate (front ends)
+	pg        *postgres.Server
+	log       *slog.Logger
+	errc      chan<- error // a front end's fatal serving error ends serve
+	// mounts are handlers for the listen.http server, by ServeMux pattern;
+	// front ends add theirs before it starts.
+	mounts map[string]http.Handler
+}
+
+// frontEnds start, in order, after the PostgreSQL front end and before the
+// HTTP listener. Each protocol's file registers its own in init(), so
+// serve stays the same as front ends are added.
+var frontEnds []func(ctx context.Context, env *serveEnv) (stop func(), err error)
+
+// tokenFormats render an issued token for a client that wants something
+// else than the bare token (--format), registered by the front end that
+// defines the format. target is the --target given (may be empty).
+var tokenFormats = map[string]func(cfg *config.Config, target, token string, claims identity.Claims) (string, error){}
+
 // serveHTTP runs the HTTP API (token exchange, admin endpoints). It speaks
 // TLS unless plaintext on loopback is explicitly allowed, as for
 // PostgreSQL: the requests carry tokens.
-func serveHTTP(cfg *config.Config, auth *identity.Authority, aw *audit.Writer, approvals *approval.Service, tlsCfg *tls.Config, log *slog.Logger, errc chan<- error) (func(), string, error) {
+func serveHTTP(env *serveEnv) (func(), string, error) {
+	cfg, auth, aw, approvals, tlsCfg, log, errc := env.cfg, env.auth, env.audit, env.approvals, env.tls, env.log, env.errc
 	fed, err := identity.NewFederator(cfg, auth, identity.FederatorOptions{Logger: log})
 	if err != nil {
 		return nil, "", err
 	}
-	opts := httpapi.Options{Authority: auth, Audit: aw.Append, Logger: log, Approvals: approvals}
+	opts := httpapi.Options{Authority: auth, Audit: aw.Append, Logger: log, Approvals: approvals, Mounts: env.mounts}
 	if fed.HasRules() {
 		opts.Federator = fed
 	}
@@ -179,7 +224,9 @@ func serveHTTP(cfg *config.Config, auth *identity.Authority, aw *audit.Writer, a
 	if err != nil {
 		return nil, "", fmt.Errorf("listen.http: %w", err)
 	}
-	srv := &http.Server{Handler: httpapi.New(opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, TLSConfig: tlsCfg,
+	// No overall read timeout: Blob uploads stream for as long as they take;
+	// a slow-header client is cut by ReadHeaderTimeout, an idle one by IdleTimeout.
+	srv := &http.Server{Handler: httpapi.New(opts), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	host, _, _ := net.SplitHostPort(cfg.Listen.HTTP)
 	plain := cfg.TLS.AllowPlaintextLoopback && (host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback())
@@ -213,6 +260,7 @@ func tokenCmd() *cobra.Command {
 		ttl       time.Duration
 		contexts  []string
 		targets   []string
+		format    string
 	)
 	issue := &cobra.Command{
 		Use:   "issue --agent NAME [--ttl 15m] [--context key=value ...] [--target NAME ...]",
@@ -237,6 +285,10 @@ func tokenCmd() *cobra.Command {
 			}
 			if ttl < time.Second {
 				return errors.New("--ttl must be at least 1s")
+			}
+			render, ok := tokenFormats[format]
+			if format != "token" && !ok {
+				return fmt.Errorf("--format %q: use token%s", format, formatNames())
 			}
 			scope := agent.Targets
 			if len(targets) > 0 {
@@ -266,8 +318,18 @@ func tokenCmd() *cobra.Command {
 			}}); err != nil {
 				return err
 			}
+			out := tok
+			if render != nil {
+				target := ""
+				if len(targets) == 1 {
+					target = targets[0]
+				}
+				if out, err = render(cfg, target, tok, claims); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "issued %s for agent %s, targets %s, expires %s\n", claims.ID, agent.Name, strings.Join(scope, ","), claims.Expiry().UTC().Format(time.RFC3339))
-			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			fmt.Fprintln(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -275,6 +337,7 @@ func tokenCmd() *cobra.Command {
 	issue.Flags().DurationVar(&ttl, "ttl", 0, "lifetime (default tokens.default_ttl, 15m; at most the agent's max_ttl)")
 	issue.Flags().StringArrayVar(&contexts, "context", nil, "attested execution context key=value (repeatable)")
 	issue.Flags().StringArrayVar(&targets, "target", nil, "restrict the token to these targets (default: all of the agent's)")
+	issue.Flags().StringVar(&format, "format", "token", "what to print: token"+formatNames())
 	issue.MarkFlagRequired("agent")
 
 	var all bool
@@ -363,6 +426,19 @@ func formatContext(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, " ")
+}
+
+func formatNames() string {
+	names := make([]string, 0, len(tokenFormats))
+	for n := range tokenFormats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s := ""
+	for _, n := range names {
+		s += ", " + n
+	}
+	return s
 }
 
 func agentNames(cfg *config.Config) string {

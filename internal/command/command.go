@@ -43,7 +43,8 @@ const (
 
 // Command is one statement or one request, as the gateway sees it.
 type Command struct {
-	// Protocol names the adapter that produced the command ("postgres").
+	// Protocol names the adapter that produced the command ("postgres",
+	// "blob", "arm", "keyvault", "mcp").
 	Protocol string
 	// Verb is the statement's own name in upper case: "SELECT", "DELETE",
 	// "CREATE TABLE", "COPY FROM", "EXECUTE".
@@ -73,6 +74,23 @@ type Command struct {
 	// the name defined (the command carries the body's classification); for
 	// DEALLOCATE the name released, "*" for all (DEALLOCATE ALL, DISCARD ALL).
 	Prepared string
+
+	// HTTP adapters (Blob, ARM, Key Vault, Functions) describe a request
+	// with the fields below; SQL commands leave them empty. Reads and
+	// Writes then hold the resources read and changed, in the adapter's
+	// canonical form (Blob: "container/blob/name"; ARM: the lower-cased
+	// resource id), so one rule shape fits every protocol.
+
+	// Method is the effective HTTP method (after any override was refused).
+	Method string
+	// Resource is the canonical resource the request addresses.
+	Resource string
+	// Operation is the protocol's own name for what the request does
+	// ("GetBlob", "PutBlob", "microsoft.storage/storageaccounts/listkeys/action").
+	Operation string
+	// Attrs are protocol-specific facts a rule may test ("container",
+	// "blob", "resource_group", "provider", "vault"…); nil when none.
+	Attrs map[string]string
 }
 
 // HasRisk reports whether the command carries risk r.

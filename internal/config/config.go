@@ -39,6 +39,9 @@ type Config struct {
 	Tokens  Tokens   `yaml:"tokens"`
 	// Approvals configures just-in-time approval (policy action review).
 	Approvals Approvals `yaml:"approvals"`
+	// Azure configures the HTTPS proxy for ARM, Key Vault and Functions
+	// and weir's own Azure credential (see azure.go).
+	Azure Azure `yaml:"azure"`
 
 	// Path is the file the config was read from (not a YAML key).
 	Path string `yaml:"-"`
@@ -82,6 +85,15 @@ type Target struct {
 	Auth   string            `yaml:"auth"`
 	Entra  Entra             `yaml:"entra"`
 	Labels map[string]string `yaml:"labels"`
+
+	// Endpoint is the upstream base URL of an Azure target: a blob
+	// endpoint (https://acct.blob.core.windows.net, or Azurite's
+	// http://127.0.0.1:10000/devstoreaccount1), ARM, a vault.
+	Endpoint string `yaml:"endpoint"`
+	// Blob and Azure hold the keys of those target kinds (see blob.go,
+	// azure.go); they sit inline in the target's YAML mapping.
+	Blob  BlobTarget  `yaml:",inline"`
+	Azure AzureTarget `yaml:",inline"`
 }
 
 // Entra configures a Microsoft Entra ID token as the upstream password
@@ -277,8 +289,15 @@ type Tokens struct {
 
 // Target kinds.
 const (
-	KindPostgres = "postgres"
+	KindPostgres       = "postgres"
+	KindAzureBlob      = "azure-blob"
+	KindAzureARM       = "azure-arm"
+	KindAzureKeyVault  = "azure-keyvault"
+	KindAzureFunctions = "azure-functions"
 )
+
+// supportedKinds is said in errors.
+const supportedKinds = "postgres, azure-blob, azure-arm, azure-keyvault or azure-functions"
 
 // Defaults.
 const (
@@ -472,16 +491,24 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
-		if t.SSLMode == "" {
-			t.SSLMode = "require"
-		}
-		if t.Auth == "" {
-			t.Auth = "password"
-		}
-		if t.Entra.Scope == "" {
-			t.Entra.Scope = DefaultEntraScope
+		switch t.Kind {
+		case KindPostgres:
+			if t.SSLMode == "" {
+				t.SSLMode = "require"
+			}
+			if t.Auth == "" {
+				t.Auth = "password"
+			}
+			if t.Entra.Scope == "" {
+				t.Entra.Scope = DefaultEntraScope
+			}
+		case KindAzureBlob:
+			t.blobDefaults()
+		case KindAzureARM, KindAzureKeyVault, KindAzureFunctions:
+			t.azureDefaults()
 		}
 	}
+	c.Azure.defaults()
 	for i := range c.Agents {
 		if c.Agents[i].MaxTTL == 0 {
 			c.Agents[i].MaxTTL = DefaultAgentMaxTTL
@@ -545,38 +572,18 @@ func (c *Config) validate(v *validator) {
 		targets[t.Name] = true
 		switch t.Kind {
 		case KindPostgres:
+			t.validatePostgres(v, key)
+		case KindAzureBlob:
+			t.validateBlob(v, key)
+		case KindAzureARM, KindAzureKeyVault, KindAzureFunctions:
+			t.validateAzure(v, key)
 		case "":
-			v.fail(key+".kind", "missing; this version supports kind: postgres")
+			v.fail(key+".kind", "missing; one of "+supportedKinds)
 		default:
-			v.fail(key+".kind", "unsupported kind %q; this version supports kind: postgres", t.Kind)
-		}
-		if _, _, err := net.SplitHostPort(t.Address); err != nil {
-			v.fail(key+".address", "must be host:port of the upstream server: %v", err)
-		}
-		if t.Database == "" {
-			v.fail(key+".database", "missing: the upstream database name")
-		}
-		if t.Username == "" {
-			v.fail(key+".username", "missing: the upstream user weir logs in as")
-		}
-		switch t.Auth {
-		case "password":
-			if t.PasswordEnv == "" {
-				v.fail(key+".password_env", "missing: name the environment variable that holds the upstream password (the password itself never goes in the config)")
-			}
-		case "entra":
-			if t.Entra.ClientSecretEnv != "" && (t.Entra.TenantID == "" || t.Entra.ClientID == "") {
-				v.fail(key+".entra", "client_secret_env needs tenant_id and client_id")
-			}
-		default:
-			v.fail(key+".auth", `must be "password" or "entra", got %q`, t.Auth)
-		}
-		switch t.SSLMode {
-		case "disable", "require", "verify-ca", "verify-full":
-		default:
-			v.fail(key+".sslmode", "must be disable, require, verify-ca or verify-full, got %q", t.SSLMode)
+			v.fail(key+".kind", "unsupported kind %q; use "+supportedKinds, t.Kind)
 		}
 	}
+	c.Azure.validate(v, c)
 
 	agents := map[string]bool{}
 	for i, a := range c.Agents {
@@ -770,4 +777,33 @@ func (c *Config) Agent(name string) (*Agent, bool) {
 		}
 	}
 	return nil, false
+}
+
+func (t *Target) validatePostgres(v *validator, key string) {
+	if _, _, err := net.SplitHostPort(t.Address); err != nil {
+		v.fail(key+".address", "must be host:port of the upstream server: %v", err)
+	}
+	if t.Database == "" {
+		v.fail(key+".database", "missing: the upstream database name")
+	}
+	if t.Username == "" {
+		v.fail(key+".username", "missing: the upstream user weir logs in as")
+	}
+	switch t.Auth {
+	case "password":
+		if t.PasswordEnv == "" {
+			v.fail(key+".password_env", "missing: name the environment variable that holds the upstream password (the password itself never goes in the config)")
+		}
+	case "entra":
+		if t.Entra.ClientSecretEnv != "" && (t.Entra.TenantID == "" || t.Entra.ClientID == "") {
+			v.fail(key+".entra", "client_secret_env needs tenant_id and client_id")
+		}
+	default:
+		v.fail(key+".auth", `must be "password" or "entra", got %q`, t.Auth)
+	}
+	switch t.SSLMode {
+	case "disable", "require", "verify-ca", "verify-full":
+	default:
+		v.fail(key+".sslmode", "must be disable, require, verify-ca or verify-full, got %q", t.SSLMode)
+	}
 }

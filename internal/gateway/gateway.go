@@ -381,14 +381,18 @@ type Bound interface {
 
 // commandRecord is the audit form of one command.
 type commandRecord struct {
-	Verb        string   `json:"verb"`
-	Kind        string   `json:"kind,omitempty"`
-	Text        string   `json:"text"`
-	Fingerprint string   `json:"fingerprint,omitempty"`
-	Reads       []string `json:"reads,omitempty"`
-	Writes      []string `json:"writes,omitempty"`
-	Functions   []string `json:"functions,omitempty"`
-	Risks       []string `json:"risks,omitempty"`
+	Verb        string            `json:"verb"`
+	Kind        string            `json:"kind,omitempty"`
+	Text        string            `json:"text"`
+	Fingerprint string            `json:"fingerprint,omitempty"`
+	Reads       []string          `json:"reads,omitempty"`
+	Writes      []string          `json:"writes,omitempty"`
+	Functions   []string          `json:"functions,omitempty"`
+	Risks       []string          `json:"risks,omitempty"`
+	Method      string            `json:"method,omitempty"`
+	Resource    string            `json:"resource,omitempty"`
+	Operation   string            `json:"operation,omitempty"`
+	Attrs       map[string]string `json:"attrs,omitempty"`
 }
 
 type commandEvent struct {
@@ -408,7 +412,8 @@ func encodeCommands(cmds []command.Command) json.RawMessage {
 	for i := range cmds {
 		c := &cmds[i]
 		recs[i] = commandRecord{Verb: c.Verb, Kind: string(c.Kind), Text: c.Text, Fingerprint: c.Fingerprint,
-			Reads: c.Reads, Writes: c.Writes, Functions: c.Functions, Risks: risks(c.Risks)}
+			Reads: c.Reads, Writes: c.Writes, Functions: c.Functions, Risks: risks(c.Risks),
+			Method: c.Method, Resource: c.Resource, Operation: c.Operation, Attrs: c.Attrs}
 	}
 	b, err := json.Marshal(recs)
 	if err != nil {

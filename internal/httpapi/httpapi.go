@@ -54,6 +54,11 @@ type Options struct {
 	Approvals *approval.Service
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Mounts are other front ends on the same listener (Blob, MCP, the
+	// managed-identity endpoint), by ServeMux pattern ("/blob/", "/mcp").
+	// Their handlers do their own authentication; the API's security
+	// headers are added to their responses as well.
+	Mounts map[string]http.Handler
 }
 
 type server struct {
@@ -79,6 +84,9 @@ func New(opts Options) http.Handler {
 	}
 	if s.appr != nil {
 		s.approvalRoutes(mux)
+	}
+	for pattern, h := range opts.Mounts {
+		mux.Handle(pattern, h)
 	}
 	route(mux, http.MethodGet, "/v1/whoami", s.requireRole(identity.RoleApprover, identity.RoleAdmin, identity.RoleAuditor)(http.HandlerFunc(s.whoami)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -82,6 +82,11 @@ type Command struct {
 	Writes      bool     `cel:"writes"`
 	Functions   []string `cel:"functions"`
 	Risks       []string `cel:"risks"`
+	// HTTP adapters: see command.Command.
+	Method    string            `cel:"method"`
+	Resource  string            `cel:"resource"`
+	Operation string            `cel:"operation"`
+	Attrs     map[string]string `cel:"attrs"`
 }
 
 // Input is everything a rule can see, except the command.
@@ -185,7 +190,21 @@ func CommandInput(c *command.Command) Command {
 		Writes:      c.Changes(),
 		Functions:   nonNil(c.Functions),
 		Risks:       risks,
+		Method:      c.Method,
+		Resource:    c.Resource,
+		Operation:   c.Operation,
+		Attrs:       attrsOrEmpty(c.Attrs),
 	}
+}
+
+// noAttrs is shared by every command without attributes (SQL): rules only read it.
+var noAttrs = map[string]string{}
+
+func attrsOrEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return noAttrs
+	}
+	return m
 }
 
 func nonNil(s []string) []string {

@@ -36,8 +36,11 @@ type clientConn struct {
 	raw     net.Conn
 	session *gateway.Session
 	target  *upstreamTarget
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// internal is set for a client inside weir (the MCP front end): its
+	// sessions carry that front end's protocol name and claimed context.
+	internal *InternalClient
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	pid          uint32
 	cancelSecret [4]byte
@@ -182,10 +185,17 @@ func (c *clientConn) run(startup *pgproto3.StartupMessage) {
 	if app := params["application_name"]; app != "" {
 		claimed["application_name"] = app
 	}
+	protocol, clientAddr := "postgres", c.raw.RemoteAddr().String()
+	if c.internal != nil {
+		protocol, clientAddr = c.internal.Protocol, c.internal.ClientAddr
+		for k, v := range c.internal.Claimed {
+			claimed[k] = v
+		}
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
 	sess, err := c.srv.gw.Authenticate(c.ctx, gateway.AuthRequest{
-		Protocol: "postgres", Token: token, Target: database, User: user, ClientAddr: c.raw.RemoteAddr().String(), Claimed: claimed,
+		Protocol: protocol, Token: token, Target: database, User: user, ClientAddr: clientAddr, Claimed: claimed,
 	})
 	if err != nil {
 		var ae *gateway.AuthError

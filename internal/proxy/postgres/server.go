@@ -204,6 +204,60 @@ func (s *Server) handle(raw net.Conn) {
 	cc.run(startup)
 }
 
+// InternalClient describes a client inside weir itself that speaks the
+// PostgreSQL protocol to this front end over an in-process connection (the
+// MCP server's query tool). Its statements take the very same path as
+// psql's (classification, policy, approval, audit, masking); only the
+// session's protocol name and claimed context differ.
+type InternalClient struct {
+	Protocol   string            // e.g. "mcp"
+	ClientAddr string            // the real client's address, for the audit log
+	Claimed    map[string]string // e.g. the MCP client's name and version
+}
+
+// ServeInternal serves one in-process connection (net.Pipe) from an
+// InternalClient until it closes. No TLS is negotiated: the bytes never
+// leave the process. The client still authenticates with a weir token.
+func (s *Server) ServeInternal(conn net.Conn, ic InternalClient) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(startupTimeout))
+	var startup *pgproto3.StartupMessage
+	for startup == nil {
+		body, err := readStartupPacket(conn)
+		if err != nil {
+			return
+		}
+		code := binary.BigEndian.Uint32(body)
+		switch {
+		case code == codeSSLRequest || code == codeGSSENCRequest:
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return
+			}
+		case code == pgproto3.ProtocolVersion30:
+			msg := &pgproto3.StartupMessage{}
+			if err := msg.Decode(body); err != nil {
+				writeFatal(conn, "08P01", "malformed startup packet")
+				return
+			}
+			startup = msg
+		default:
+			writeFatal(conn, "0A000", "an internal client speaks protocol 3.0 without cancel requests")
+			return
+		}
+	}
+	cc := &clientConn{srv: s, conn: conn, raw: conn, internal: &ic}
+	cc.run(startup)
+}
+
 var errHandled = errors.New("handled")
 
 // startup handles SSLRequest / GSSENCRequest / CancelRequest and returns the
