@@ -1,0 +1,420 @@
+// Package blob is weir's Azure Blob Storage front end: the Blob REST API,
+// served under /blob/<target>/ on weir's HTTP listener, for unchanged
+// `az storage` commands and Azure SDKs.
+//
+// Threat model. The agent holds a connection string whose account key is
+// derived from its weir token and is worthless anywhere but here. Every
+// request is authenticated (SharedKey signed with that derived key, or a
+// weir bearer token), its path canonicalized once, classified into a
+// command.Command, decided and audited by the gateway, and only then
+// re-serialized from the canonical form and signed upstream with the real
+// account key, which never leaves weir. Requests carrying their own
+// credential (a SAS, a SharedKey of another account, a foreign bearer) are
+// refused. Responses that can carry text are masked in a stream; what weir
+// cannot decode (an unknown Content-Encoding) is refused, never passed on
+// unscanned.
+package blob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-gw/weir/internal/command"
+	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/gateway"
+)
+
+// Prefix is where the front end is mounted on weir's HTTP listener; a
+// target's Blob endpoint is Prefix + target name.
+const Prefix = "/blob/"
+
+// Protocol names Blob sessions and commands.
+const Protocol = "blob"
+
+// Options configure the front end.
+type Options struct {
+	Gateway *gateway.Gateway
+	// Secret derives the agents' account keys (see DeriveKey).
+	Secret []byte
+	Log    *slog.Logger
+	// IdleTimeout ends a token's session after this long without a
+	// request (default 5 minutes).
+	IdleTimeout time.Duration
+	// Transport reaches the upstream endpoints (default: a transport
+	// that never follows redirects and does not decompress).
+	Transport http.RoundTripper
+	// MaxDecoded bounds a decompressed response body (default 4 GiB);
+	// MaxRatio bounds decompressed/compressed size past the first MiB
+	// (default 200).
+	MaxDecoded int64
+	MaxRatio   int64
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Handler serves the Blob REST API for every azure-blob target.
+type Handler struct {
+	gw      *gateway.Gateway
+	secret  []byte
+	log     *slog.Logger
+	idle    time.Duration
+	client  *http.Client
+	now     func() time.Time
+	maxDec  int64
+	maxRat  int64
+	targets map[string]*upstream
+
+	mu       sync.Mutex
+	sessions map[string]*entry
+	authMu   sync.Mutex
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// upstream is one target's real endpoint and credential.
+type upstream struct {
+	target   *config.Target
+	base     *url.URL
+	account  string
+	key      []byte
+	copyFrom map[string]bool
+}
+
+// entry is a token's live session on one target.
+type entry struct {
+	s        *gateway.Session
+	key      []byte // the derived account key of the token
+	last     atomic.Int64
+	inflight atomic.Int32
+}
+
+// New checks every azure-blob target's upstream credential and returns
+// the handler. A target whose key is missing stops the start: a Blob
+// front end that cannot sign upstream would only fail later.
+func New(opts Options) (*Handler, error) {
+	if opts.Gateway == nil || len(opts.Secret) < 32 {
+		return nil, errors.New("blob: gateway and a 32-byte secret are required")
+	}
+	h := &Handler{gw: opts.Gateway, secret: opts.Secret, log: opts.Log, idle: opts.IdleTimeout, now: opts.Now,
+		maxDec: opts.MaxDecoded, maxRat: opts.MaxRatio, targets: map[string]*upstream{}, sessions: map[string]*entry{}, stop: make(chan struct{})}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.idle <= 0 {
+		h.idle = 5 * time.Minute
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxDec <= 0 {
+		h.maxDec = 4 << 30
+	}
+	if h.maxRat <= 0 {
+		h.maxRat = 200
+	}
+	tr := opts.Transport
+	if tr == nil {
+		tr = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 2 * time.Minute,
+			// weir decodes what it must mask itself, bounded; the
+			// transport must not decode behind its back.
+			DisableCompression: true,
+			WriteBufferSize:    256 << 10,
+			ReadBufferSize:     256 << 10,
+		}
+	}
+	// A redirect could send the re-signed request to another host.
+	h.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cfg := opts.Gateway.Config()
+	for i := range cfg.Targets {
+		t := &cfg.Targets[i]
+		if t.Kind != config.KindAzureBlob {
+			continue
+		}
+		if t.Auth != "shared-key" {
+			return nil, fmt.Errorf("target %s: auth %q is not supported by the Blob front end yet; use auth: shared-key", t.Name, t.Auth)
+		}
+		raw := os.Getenv(t.Blob.AccountKeyEnv)
+		if raw == "" {
+			return nil, fmt.Errorf("target %s: environment variable %s (account_key_env) is not set", t.Name, t.Blob.AccountKeyEnv)
+		}
+		key, err := base64.StdEncoding.DecodeString(raw)
+		if err != nil || len(key) == 0 {
+			return nil, fmt.Errorf("target %s: environment variable %s does not hold a base64 account key", t.Name, t.Blob.AccountKeyEnv)
+		}
+		u, err := url.Parse(strings.TrimSuffix(t.Endpoint, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("target %s: endpoint: %w", t.Name, err)
+		}
+		up := &upstream{target: t, base: u, account: t.Blob.Account, key: key, copyFrom: map[string]bool{t.Blob.Account: true}}
+		for _, a := range t.Blob.CopySources {
+			up.copyFrom[a] = true
+		}
+		h.targets[t.Name] = up
+	}
+	h.wg.Add(1)
+	go h.reap()
+	return h, nil
+}
+
+// Close ends every session and stops the idle reaper.
+func (h *Handler) Close() {
+	close(h.stop)
+	h.wg.Wait()
+	h.mu.Lock()
+	all := h.sessions
+	h.sessions = map[string]*entry{}
+	h.mu.Unlock()
+	for _, e := range all {
+		e.s.End("weir is shutting down")
+	}
+}
+
+// Sessions is the number of live Blob sessions.
+func (h *Handler) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+func (h *Handler) reap() {
+	defer h.wg.Done()
+	t := time.NewTicker(min(h.idle/4, 15*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.sweep()
+	}
+}
+
+// sweep ends sessions that are idle or that the gateway ended.
+func (h *Handler) sweep() {
+	now := h.now().UnixNano()
+	var ends []*entry
+	var reasons []string
+	h.mu.Lock()
+	for k, e := range h.sessions {
+		select {
+		case <-e.s.Done():
+			ends, reasons = append(ends, e), append(reasons, e.s.Reason())
+			delete(h.sessions, k)
+			continue
+		default:
+		}
+		if e.inflight.Load() == 0 && now-e.last.Load() > int64(h.idle) {
+			ends, reasons = append(ends, e), append(reasons, "idle")
+			delete(h.sessions, k)
+		}
+	}
+	h.mu.Unlock()
+	for i, e := range ends {
+		e.s.End(reasons[i])
+	}
+}
+
+// ServeHTTP handles one Blob REST request under Prefix.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The raw request target: what the agent signed and what weir
+	// canonicalizes. An absolute-form target could name another host.
+	raw := r.RequestURI
+	if !strings.HasPrefix(raw, Prefix) {
+		writeError(w, http.StatusBadRequest, "InvalidUri", "weir accepts only origin-form request targets under "+Prefix+"<target>/")
+		return
+	}
+	rawPath, rawQuery, _ := strings.Cut(raw, "?")
+	name, rest, _ := strings.Cut(rawPath[len(Prefix):], "/")
+	up, ok := h.targets[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("weir has no azure-blob target %s; the Blob endpoint is %s<target>", quote(name), Prefix))
+		return
+	}
+	rest = "/" + rest
+	if rest == "/" {
+		rest = ""
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidQueryParameterValue", "the query string is not valid URL encoding")
+		return
+	}
+	if hasSAS(q) {
+		writeError(w, http.StatusForbidden, "AuthenticationFailed", "weir does not accept a shared access signature (sig=…) from an agent; remove it and authenticate with the connection string weir issued (weir token issue --format connection-string --target "+name+")")
+		return
+	}
+	stripConnectionNominated(r.Header)
+	e, status, code, msg := h.authenticate(r, up, rawPath, rawQuery)
+	if e == nil {
+		writeError(w, status, code, msg)
+		return
+	}
+	defer func() {
+		e.last.Store(h.now().UnixNano())
+		e.inflight.Add(-1)
+	}()
+	h.serve(w, r, up, e, rest, q)
+}
+
+func hasSAS(q url.Values) bool {
+	for k := range q {
+		lk := strings.ToLower(k)
+		for _, s := range sasParams {
+			if lk == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stripConnectionNominated removes headers the client named as hop-by-hop,
+// before anything is read from the headers.
+func stripConnectionNominated(hd http.Header) {
+	for _, v := range hd.Values("Connection") {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				hd.Del(n)
+			}
+		}
+	}
+	for _, n := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Upgrade"} {
+		hd.Del(n)
+	}
+}
+
+const maxClockSkew = 15 * time.Minute
+
+// authenticate finds (or opens) the token's session and checks the
+// request's signature. On failure it returns a nil entry and the error
+// to send.
+func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery string) (*entry, int, string, string) {
+	target := up.target.Name
+	howTo := " Use the connection string from `weir token issue --agent AGENT --format connection-string --target " + target + "`."
+	auth := r.Header.Values("Authorization")
+	if len(auth) != 1 {
+		if len(auth) == 0 {
+			return nil, http.StatusForbidden, "NoAuthenticationInformation", "weir does not allow anonymous Blob requests." + howTo
+		}
+		return nil, http.StatusBadRequest, "InvalidAuthenticationInfo", "the request has more than one Authorization header"
+	}
+	scheme, cred, _ := strings.Cut(auth[0], " ")
+	var token, account, sig string
+	switch scheme {
+	case "SharedKey":
+		var ok bool
+		account, sig, ok = strings.Cut(cred, ":")
+		if !ok || strings.Count(account, ".") != 2 {
+			return nil, http.StatusForbidden, "AuthenticationFailed", "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
+		}
+		token = account
+	case "Bearer":
+		token = strings.TrimSpace(cred)
+		if strings.Count(token, ".") != 2 {
+			return nil, http.StatusForbidden, "AuthenticationFailed", "the bearer token was not issued by weir; weir refuses Entra tokens (it authenticates upstream itself). Send a weir token."
+		}
+	default:
+		return nil, http.StatusForbidden, "AuthenticationFailed", fmt.Sprintf("weir accepts SharedKey (from its connection string) or a weir bearer token, not %s.", quote(scheme)) + howTo
+	}
+	if scheme == "SharedKey" {
+		// A signed request is only good for a short while, as at Azure.
+		d := r.Header.Get("x-ms-date")
+		if d == "" {
+			d = r.Header.Get("Date")
+		}
+		t, err := http.ParseTime(d)
+		if err != nil || h.now().Sub(t).Abs() > maxClockSkew {
+			return nil, http.StatusForbidden, "AuthenticationFailed", "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
+		}
+	}
+	e, err := h.session(r.Context(), token, target, r.RemoteAddr)
+	if err != nil {
+		var ae *gateway.AuthError
+		if errors.As(err, &ae) {
+			return nil, http.StatusForbidden, "AuthenticationFailed", "weir refused the token: " + ae.Public
+		}
+		h.log.Error("blob: opening session", "err", err)
+		return nil, http.StatusServiceUnavailable, "ServerBusy", "weir could not check the token right now; try again later"
+	}
+	if scheme == "SharedKey" && !verifySharedKey(e.key, sig, r.Method, r.Header, account, rawPath, rawQuery) {
+		e.inflight.Add(-1)
+		e.s.Decide(r.Context(), gateway.Request{Via: "blob", Refusal: "the SharedKey signature does not match"})
+		return nil, http.StatusForbidden, "AuthenticationFailed", "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
+	}
+	return e, 0, "", ""
+}
+
+// session returns the token's live session on target, opening one
+// (through gateway.Authenticate, which verifies and audits) when there is
+// none. The entry is marked in flight.
+func (h *Handler) session(ctx context.Context, token, target, addr string) (*entry, error) {
+	sum := sha256.Sum256([]byte(token))
+	k := string(sum[:]) + "\x00" + target
+	get := func() *entry {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		e := h.sessions[k]
+		if e == nil {
+			return nil
+		}
+		select {
+		case <-e.s.Done():
+			return nil // the gateway ended it (revoked, expired): verify again
+		default:
+		}
+		if !h.now().Before(e.s.Claims.Expiry()) {
+			return nil
+		}
+		e.inflight.Add(1)
+		return e
+	}
+	if e := get(); e != nil {
+		return e, nil
+	}
+	h.authMu.Lock()
+	defer h.authMu.Unlock()
+	if e := get(); e != nil {
+		return e, nil
+	}
+	s, err := h.gw.Authenticate(ctx, gateway.AuthRequest{Protocol: Protocol, Token: token, Target: target, ClientAddr: addr})
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{s: s, key: DeriveKey(h.secret, s.Claims.ID)}
+	e.last.Store(h.now().UnixNano())
+	e.inflight.Add(1)
+	h.mu.Lock()
+	if old := h.sessions[k]; old != nil {
+		defer old.s.End(old.s.Reason())
+	}
+	h.sessions[k] = e
+	h.mu.Unlock()
+	return e, nil
+}
+
+// refuse audits a refusal the front end found before the policy could see
+// the request, then answers it.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *entry, cmds []command.Command, status int, code, msg string) {
+	v := e.s.Decide(r.Context(), gateway.Request{Commands: cmds, Via: "blob", Refusal: "weir: " + msg})
+	writeError(w, status, code, v.Public)
+}

@@ -1,0 +1,229 @@
+package blob
+
+import (
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/weir-gw/weir/internal/gateway"
+)
+
+// hopHeaders never cross weir.
+var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Set-Cookie": true}
+
+// integrityHeaders describe the exact bytes of the body; they go when
+// masking may change them.
+// Content-Range stays: it describes the blob's bytes the agent asked for
+// (SDKs read the blob's size from it), not the masked body.
+var integrityHeaders = []string{"Content-Length", "Content-MD5", "X-Ms-Content-Crc64"}
+
+// textLike reports whether a response with this Content-Type can carry
+// values to mask. No type at all counts as text: weir masks what it
+// cannot tell apart.
+func textLike(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return true
+	}
+	switch {
+	case strings.HasPrefix(mt, "text/"), strings.HasSuffix(mt, "+json"), strings.HasSuffix(mt, "+xml"):
+		return true
+	}
+	switch mt {
+	case "application/json", "application/xml", "application/csv", "application/x-ndjson", "application/jsonl",
+		"application/yaml", "application/x-yaml", "application/javascript", "application/x-www-form-urlencoded",
+		"application/sql", "multipart/mixed", "application/x-sh", "application/toml":
+		return true
+	}
+	return false
+}
+
+// respond copies the upstream response to the agent, masking what can
+// carry text, and returns the result summary for the audit log.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) gateway.Result {
+	var res gateway.Result
+	if resp.StatusCode >= 400 {
+		res.Error = strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("x-ms-error-code")
+	}
+	out := w.Header()
+	m := h.gw.Masker()
+	for k, vs := range resp.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		if m != nil && (strings.HasPrefix(k, "X-Ms-Meta-") || strings.HasPrefix(k, "X-Ms-Tag")) {
+			masked := make([]string, len(vs))
+			for i, v := range vs {
+				mv, c := m.MaskString(v)
+				masked[i] = mv
+				res.Masked.Add(c)
+			}
+			out[k] = masked
+			continue
+		}
+		out[k] = vs
+	}
+	bodyless := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	mustMask := m != nil && !bodyless && textLike(resp.Header.Get("Content-Type"))
+	if !mustMask {
+		w.WriteHeader(resp.StatusCode)
+		if !bodyless {
+			bp := bufPool.Get().(*[]byte)
+			n, _ := io.CopyBuffer(w, resp.Body, *bp)
+			bufPool.Put(bp)
+			res.Rows = 0
+			res.Columns, res.Seen = summary(resp.StatusCode, n, false)
+		}
+		return res
+	}
+	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	var dec io.Reader
+	var reenc io.WriteCloser
+	cr := &countReader{r: resp.Body}
+	switch enc {
+	case "", "identity":
+		dec = cr
+	case "gzip", "x-gzip", "deflate":
+		if cr := resp.Header.Get("Content-Range"); cr != "" && !wholeRange(cr) {
+			// Part of a compressed stream cannot be decoded, so it
+			// cannot be scanned.
+			return h.failClosed(w, res, "a range of a "+enc+"-encoded text blob cannot be masked; download it whole")
+		}
+		var err error
+		if enc == "deflate" {
+			dec, err = zlib.NewReader(cr)
+		} else {
+			dec, err = gzip.NewReader(cr)
+		}
+		if err != nil {
+			return h.failClosed(w, res, "the "+enc+" body from the storage account is corrupt, so weir cannot mask it")
+		}
+		dec = &boundReader{r: dec, in: cr, max: h.maxDec, ratio: h.maxRat}
+	default:
+		return h.failClosed(w, res, fmt.Sprintf("the blob has Content-Encoding %s, which weir cannot decode to mask it; store it as identity, gzip or deflate", quote(enc)))
+	}
+	for _, k := range integrityHeaders {
+		out.Del(k)
+	}
+	w.WriteHeader(resp.StatusCode)
+	var sink io.Writer = w
+	switch enc {
+	case "gzip", "x-gzip":
+		reenc = gzip.NewWriter(w)
+		sink = reenc
+	case "deflate":
+		reenc = zlib.NewWriter(w)
+		sink = reenc
+	}
+	cw := &countWriter{w: sink}
+	st := m.NewStream(cw)
+	bp := bufPool.Get().(*[]byte)
+	_, err := io.CopyBuffer(st, dec, *bp)
+	bufPool.Put(bp)
+	cerr := st.Close()
+	res.Masked.Add(st.Counts())
+	if err == nil {
+		err = cerr
+	}
+	if reenc != nil && err == nil {
+		err = reenc.Close()
+	}
+	res.Columns, res.Seen = summary(resp.StatusCode, cw.n, true)
+	if err != nil {
+		var be *boundError
+		if errors.As(err, &be) {
+			res.Error = be.Error()
+		} else if res.Error == "" {
+			res.Error = "response not completed"
+		}
+		h.log.Warn("blob: response cut", "err", err)
+		// The body so far was masked; cut the connection so the agent
+		// sees a failure rather than a short, valid-looking body.
+		panic(http.ErrAbortHandler)
+	}
+	return res
+}
+
+func summary(status int, n int64, masked bool) ([]string, [][]*string) {
+	s, b, m := strconv.Itoa(status), strconv.FormatInt(n, 10), strconv.FormatBool(masked)
+	return []string{"status", "bytes", "masked"}, [][]*string{{&s, &b, &m}}
+}
+
+// failClosed answers 406, not 502: SDKs retry a 502, and retrying cannot help.
+func (h *Handler) failClosed(w http.ResponseWriter, res gateway.Result, msg string) gateway.Result {
+	res.Error = "refused response: " + msg
+	writeError(w, http.StatusNotAcceptable, "UnsupportedContentEncoding", "weir: "+msg)
+	return res
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// boundError is a decompression bomb or an over-long body.
+type boundError struct{ msg string }
+
+func (e *boundError) Error() string { return e.msg }
+
+// boundReader caps a decompressed stream's size and its ratio to the
+// compressed bytes read (after the first MiB, which any ratio may reach).
+type boundReader struct {
+	r     io.Reader
+	in    *countReader
+	n     int64
+	max   int64
+	ratio int64
+}
+
+func (b *boundReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.max {
+		return n, &boundError{fmt.Sprintf("decompressed body exceeds %d bytes", b.max)}
+	}
+	if b.n > 1<<20 && b.n > b.ratio*max(b.in.n, 1) {
+		return n, &boundError{fmt.Sprintf("decompression ratio exceeds %d:1", b.ratio)}
+	}
+	return n, err
+}
+
+// wholeRange reports whether a Content-Range covers the whole blob
+// ("bytes 0-99/100"), which az asks for on every download.
+func wholeRange(cr string) bool {
+	rng, total, ok := strings.Cut(strings.TrimPrefix(cr, "bytes "), "/")
+	if !ok {
+		return false
+	}
+	first, last, ok := strings.Cut(rng, "-")
+	n, err1 := strconv.ParseInt(total, 10, 64)
+	l, err2 := strconv.ParseInt(last, 10, 64)
+	return ok && err1 == nil && err2 == nil && first == "0" && l == n-1
+}
