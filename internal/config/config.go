@@ -185,10 +185,24 @@ type Masking struct {
 	// Format is how a detected value is shown: partial (default), redact,
 	// hash (stable per value, keyed by data_dir/mask.key) or null.
 	Format string `yaml:"format"`
-	// Columns masks by where a value comes from (column lineage). Not
-	// available in this version: configuring it is refused rather than
-	// silently ignored.
+	// Columns masks by where a value comes from (column lineage): every
+	// output value derived from one of these columns is masked whole.
+	// Selectors are table.column (that table in any schema),
+	// schema.table.column, or *.column (that column of every relation).
+	// Names are compared as PostgreSQL stores them (unquoted SQL names
+	// fold to lower case, so write them in lower case).
 	Columns []string `yaml:"columns"`
+	// AllowEquality lets a masked column be compared for equality in
+	// WHERE / JOIN ON / HAVING (WHERE email = $1, email IN (…)); every
+	// other use of a masked column in those clauses, and any use in
+	// ORDER BY, GROUP BY, DISTINCT ON, window and FILTER clauses, is
+	// refused because it lets a query infer the values.
+	AllowEquality bool `yaml:"allow_equality"`
+	// CatalogTTL is how long weir trusts what it read of a target's
+	// catalog (relations, their columns, view definitions) before
+	// reading it again; default 60s. A relation weir does not know is
+	// looked up at once, whatever the TTL.
+	CatalogTTL time.Duration `yaml:"catalog_ttl"`
 }
 
 // Rule is one policy rule.
@@ -614,8 +628,13 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 
-	if len(c.Policy.Masking.Columns) > 0 {
-		v.fail("policy.masking.columns", "column-lineage masking is not available in this version of weir; remove it (detectors still mask values by content) rather than believe it is applied")
+	for i, sel := range c.Policy.Masking.Columns {
+		if msg := checkColumnSelector(sel); msg != "" {
+			v.fail(fmt.Sprintf("policy.masking.columns[%d]", i), "%s", msg)
+		}
+	}
+	if ttl := c.Policy.Masking.CatalogTTL; ttl < 0 || ttl > 24*time.Hour {
+		v.fail("policy.masking.catalog_ttl", "must be between 0 (default 60s) and 24h, got %s", ttl)
 	}
 	switch c.Policy.Masking.Format {
 	case "", "partial", "redact", "hash", "null":
@@ -806,4 +825,23 @@ func (t *Target) validatePostgres(v *validator, key string) {
 	default:
 		v.fail(key+".sslmode", "must be disable, require, verify-ca or verify-full, got %q", t.SSLMode)
 	}
+}
+
+// checkColumnSelector returns why sel is not a column selector, or "".
+func checkColumnSelector(sel string) string {
+	parts := strings.Split(sel, ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return fmt.Sprintf("%q: want table.column, schema.table.column or *.column", sel)
+	}
+	for i, p := range parts {
+		switch {
+		case p == "":
+			return fmt.Sprintf("%q: empty name part", sel)
+		case p == "*" && (i != 0 || len(parts) != 2):
+			return fmt.Sprintf("%q: * stands only for the relation, as in *.iban", sel)
+		case strings.ContainsAny(p, " \t\"'*") && p != "*":
+			return fmt.Sprintf("%q: write names without quotes or spaces, as PostgreSQL stores them", sel)
+		}
+	}
+	return ""
 }
