@@ -17,6 +17,18 @@ import (
 	"github.com/weir-gw/weir/internal/policy"
 )
 
+// weir's error codes. Azure's own (AuthorizationPermissionMismatch,
+// AuthorizationFailure, AuthenticationFailed) would do, but az replaces
+// their messages with advice about Azure roles and network rules, and the
+// agent would never read what weir says to do instead.
+const (
+	CodeDenied  = "WeirPolicyDenied"
+	CodeReview  = "WeirApprovalRequired"
+	CodeAuth    = "WeirAuthenticationFailed"
+	CodeNoAuth  = "WeirNoAuthentication"
+	CodeRefused = "WeirRequestRefused"
+)
+
 // writeError answers in Azure Storage's error shape, so SDKs and az show
 // the code and weir's message.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -134,17 +146,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 	ctx := r.Context()
 	p, err := CanonicalPath(rest)
 	if err != nil {
-		h.refuse(w, r, e, nil, http.StatusBadRequest, "InvalidUri", err.Error())
+		h.refuse(w, r, e, nil, http.StatusBadRequest, CodeRefused, err.Error())
 		return
 	}
 	c, err := classify(r.Method, p, q, r.Header, up.copyCheck)
 	if err != nil {
-		h.refuse(w, r, e, nil, http.StatusForbidden, "AuthorizationFailure", err.Error())
+		h.refuse(w, r, e, nil, http.StatusForbidden, CodeRefused, err.Error())
 		return
 	}
 	hdr, bad := upstreamHeaders(r.Header)
 	if bad != "" {
-		h.refuse(w, r, e, []command.Command{c}, http.StatusForbidden, "AuthorizationFailure", bad)
+		h.refuse(w, r, e, []command.Command{c}, http.StatusForbidden, CodeRefused, bad)
 		return
 	}
 	var body io.Reader = r.Body
@@ -153,20 +165,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 	if c.Operation == "BlobBatch" {
 		b, err := h.prepareBatch(r, up, e, p, q)
 		if err != nil {
-			h.refuse(w, r, e, []command.Command{c}, http.StatusBadRequest, "InvalidInput", err.Error())
+			h.refuse(w, r, e, []command.Command{c}, http.StatusBadRequest, CodeRefused, err.Error())
 			return
 		}
 		cmds = b.cmds
 		body, length = bytes.NewReader(b.body), int64(len(b.body))
 		hdr.Set("Content-Type", "multipart/mixed; boundary="+b.boundary)
 	}
+	if length < 0 {
+		// Azure needs a length; a chunked upload cannot be signed.
+		h.refuse(w, r, e, cmds, http.StatusLengthRequired, "MissingContentLengthHeader", "send Content-Length (weir does not forward chunked uploads)")
+		return
+	}
 	v := e.s.Decide(ctx, gateway.Request{Commands: cmds, Via: "blob"})
 	if !v.Allowed() {
-		status, code := http.StatusForbidden, "AuthorizationPermissionMismatch"
+		code := CodeDenied
 		if v.Action == policy.Review {
-			code = "AuthorizationFailure"
+			code = CodeReview
 		}
-		writeError(w, status, code, v.Public)
+		writeError(w, http.StatusForbidden, code, v.Public)
 		return
 	}
 	start := time.Now()
@@ -189,11 +206,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 	} else if r.Method == http.MethodPut || r.Method == http.MethodPost {
 		req.Header.Set("Content-Length", "0")
 	}
-	if length < 0 {
-		// Azure needs a length; a chunked upload cannot be signed.
-		writeError(w, http.StatusLengthRequired, "MissingContentLengthHeader", "send Content-Length (weir does not forward chunked uploads)")
-		return
-	}
 	signSharedKey(req, up.account, up.key)
 	req.Header.Del("Content-Length") // the transport writes it from ContentLength
 	resp, err := h.client.Do(req)
@@ -204,6 +216,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.StatusCode != http.StatusNotModified {
+		// A redirect would send the agent around weir (or name the upstream).
+		e.s.Result(gateway.Result{Seq: v.Seq, Duration: time.Since(start), Error: "upstream redirect refused"})
+		writeError(w, http.StatusBadGateway, "UnexpectedRedirect", "the storage account answered with a redirect, which weir does not pass on")
+		return
+	}
 	res := h.respond(w, r, resp)
 	res.Seq, res.Duration = v.Seq, time.Since(start)
 	e.s.Result(res)

@@ -260,12 +260,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hasSAS(q) {
-		writeError(w, http.StatusForbidden, "AuthenticationFailed", "weir does not accept a shared access signature (sig=…) from an agent; remove it and authenticate with the connection string weir issued (weir token issue --format connection-string --target "+name+")")
+		h.log.Info("blob: refused request", "target", name, "client_addr", r.RemoteAddr, "method", r.Method, "code", "agent SAS")
+		writeError(w, http.StatusForbidden, CodeAuth, "weir does not accept a shared access signature (sig=…) from an agent; remove it and authenticate with the connection string weir issued (weir token issue --format connection-string --target "+name+")")
 		return
 	}
 	stripConnectionNominated(r.Header)
 	e, status, code, msg := h.authenticate(r, up, rawPath, rawQuery)
 	if e == nil {
+		// No session to audit it in: the operator finds it in the log.
+		h.log.Info("blob: refused request", "target", name, "client_addr", r.RemoteAddr, "method", r.Method, "code", code)
 		writeError(w, status, code, msg)
 		return
 	}
@@ -314,7 +317,7 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 	auth := r.Header.Values("Authorization")
 	if len(auth) != 1 {
 		if len(auth) == 0 {
-			return nil, http.StatusForbidden, "NoAuthenticationInformation", "weir does not allow anonymous Blob requests." + howTo
+			return nil, http.StatusForbidden, CodeNoAuth, "weir does not allow anonymous Blob requests." + howTo
 		}
 		return nil, http.StatusBadRequest, "InvalidAuthenticationInfo", "the request has more than one Authorization header"
 	}
@@ -325,16 +328,16 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		var ok bool
 		account, sig, ok = strings.Cut(cred, ":")
 		if !ok || strings.Count(account, ".") != 2 {
-			return nil, http.StatusForbidden, "AuthenticationFailed", "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
+			return nil, http.StatusForbidden, CodeAuth, "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
 		}
 		token = account
 	case "Bearer":
 		token = strings.TrimSpace(cred)
 		if strings.Count(token, ".") != 2 {
-			return nil, http.StatusForbidden, "AuthenticationFailed", "the bearer token was not issued by weir; weir refuses Entra tokens (it authenticates upstream itself). Send a weir token."
+			return nil, http.StatusForbidden, CodeAuth, "the bearer token was not issued by weir; weir refuses Entra tokens (it authenticates upstream itself). Send a weir token."
 		}
 	default:
-		return nil, http.StatusForbidden, "AuthenticationFailed", fmt.Sprintf("weir accepts SharedKey (from its connection string) or a weir bearer token, not %s.", quote(scheme)) + howTo
+		return nil, http.StatusForbidden, CodeAuth, fmt.Sprintf("weir accepts SharedKey (from its connection string) or a weir bearer token, not %s.", quote(scheme)) + howTo
 	}
 	if scheme == "SharedKey" {
 		// A signed request is only good for a short while, as at Azure.
@@ -344,14 +347,14 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		}
 		t, err := http.ParseTime(d)
 		if err != nil || h.now().Sub(t).Abs() > maxClockSkew {
-			return nil, http.StatusForbidden, "AuthenticationFailed", "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
+			return nil, http.StatusForbidden, CodeAuth, "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
 		}
 	}
 	e, err := h.session(r.Context(), token, target, r.RemoteAddr)
 	if err != nil {
 		var ae *gateway.AuthError
 		if errors.As(err, &ae) {
-			return nil, http.StatusForbidden, "AuthenticationFailed", "weir refused the token: " + ae.Public
+			return nil, http.StatusForbidden, CodeAuth, "weir refused the token: " + ae.Public
 		}
 		h.log.Error("blob: opening session", "err", err)
 		return nil, http.StatusServiceUnavailable, "ServerBusy", "weir could not check the token right now; try again later"
@@ -359,7 +362,7 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 	if scheme == "SharedKey" && !verifySharedKey(e.key, sig, r.Method, r.Header, account, rawPath, rawQuery) {
 		e.inflight.Add(-1)
 		e.s.Decide(r.Context(), gateway.Request{Via: "blob", Refusal: "the SharedKey signature does not match"})
-		return nil, http.StatusForbidden, "AuthenticationFailed", "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
+		return nil, http.StatusForbidden, CodeAuth, "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
 	}
 	return e, 0, "", ""
 }

@@ -90,36 +90,70 @@ func stringToSign(method string, h http.Header, account, escapedPath, rawQuery s
 	return b.String(), true
 }
 
-// azureLess orders header names as Azure does: compare ignoring hyphens
-// first ('_' before digits before letters), then by byte.
-func azureLess(a, b string) bool {
-	i, j := 0, 0
-	for {
-		for i < len(a) && a[i] == '-' {
-			i++
-		}
-		for j < len(b) && b[j] == '-' {
-			j++
-		}
-		if i == len(a) || j == len(b) {
-			if i == len(a) && j == len(b) {
-				return a < b
+// azureLess orders header names as Azure does (Windows string
+// comparison, as ported by the SDKs): first by the characters' primary
+// weights with hyphens and apostrophes ignored; on a tie, by the hyphens
+// and apostrophes alone, with the SDKs' quirk that the side which reaches
+// its next one later sorts first.
+func azureLess(a, b string) bool { return azureCompare(a, b) < 0 }
+
+func azureCompare(a, b string) int {
+	const end = 1
+	for level := 0; level < 2; level++ {
+		i, j := 0, 0
+		for {
+			if level == 1 && i != j {
+				if i > j {
+					return -1
+				}
+				return 1
 			}
-			return i == len(a)
+			w1, w2 := end, end
+			if i < len(a) {
+				w1 = weight(level, a[i])
+			}
+			if j < len(b) {
+				w2 = weight(level, b[j])
+			}
+			switch {
+			case w1 == end && w2 == end:
+			case w1 == w2:
+				i++
+				j++
+				continue
+			case w1 == 0:
+				i++
+				continue
+			case w2 == 0:
+				j++
+				continue
+			case w1 < w2:
+				return -1
+			default:
+				return 1
+			}
+			break
 		}
-		wa, wb := weight(a[i]), weight(b[j])
-		if wa != wb {
-			return wa < wb
-		}
-		i++
-		j++
 	}
+	return 0
 }
 
-func weight(c byte) int {
+// weight is a byte's weight at a comparison level; 0 means ignored.
+func weight(level int, c byte) int {
+	if level == 1 {
+		switch c {
+		case '-':
+			return 0x8212
+		case '\'':
+			return 0x8012
+		}
+		return 0
+	}
 	switch {
+	case c == '-' || c == '\'':
+		return 0
 	case c == '_':
-		return 1
+		return 2
 	case c >= '0' && c <= '9':
 		return 10 + int(c-'0')
 	case c >= 'a' && c <= 'z':

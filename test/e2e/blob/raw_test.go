@@ -158,11 +158,11 @@ func TestForeignCredentialsRefused(t *testing.T) {
 		key    []byte
 		code   string
 	}{
-		{"agent SAS", "/blob/lake/reports/customers.csv?sv=2021-06-08&sr=b&sp=r&se=2099-01-01&sig=abc", nil, "", nil, "AuthenticationFailed"},
-		{"SAS with odd case", "/blob/lake/reports/customers.csv?SIG=abc", nil, "", nil, "AuthenticationFailed"},
-		{"SharedKey of the real account", "/blob/lake/reports/customers.csv", nil, account, realKey, "AuthenticationFailed"},
-		{"foreign bearer", "/blob/lake/reports/customers.csv", map[string]string{"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJzdG9yYWdlIn0.c2ln"}, "", nil, "AuthenticationFailed"},
-		{"anonymous", "/blob/lake/reports/customers.csv", nil, "", nil, "NoAuthenticationInformation"},
+		{"agent SAS", "/blob/lake/reports/customers.csv?sv=2021-06-08&sr=b&sp=r&se=2099-01-01&sig=abc", nil, "", nil, "WeirAuthenticationFailed"},
+		{"SAS with odd case", "/blob/lake/reports/customers.csv?SIG=abc", nil, "", nil, "WeirAuthenticationFailed"},
+		{"SharedKey of the real account", "/blob/lake/reports/customers.csv", nil, account, realKey, "WeirAuthenticationFailed"},
+		{"foreign bearer", "/blob/lake/reports/customers.csv", map[string]string{"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJzdG9yYWdlIn0.c2ln"}, "", nil, "WeirAuthenticationFailed"},
+		{"anonymous", "/blob/lake/reports/customers.csv", nil, "", nil, "WeirNoAuthentication"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -197,4 +197,21 @@ func TestForeignCredentialsRefused(t *testing.T) {
 			t.Fatalf("status %d body %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// H11: framing the Go server refuses before weir sees the request.
+func TestAmbiguousFramingRefused(t *testing.T) {
+	acct, key := agentCreds(t)
+	for name, hdr := range map[string]map[string]string{
+		"CL and TE":      {"Content-Length": "5", "Transfer-Encoding": "chunked", "x-ms-blob-type": "BlockBlob"},
+		"TE not chunked": {"Transfer-Encoding": "identity", "x-ms-blob-type": "BlockBlob"},
+	} {
+		resp, body := rawRequest(t, "PUT", "/blob/lake/scratch/framing.txt", hdr, acct, key)
+		if resp.StatusCode < 400 {
+			t.Errorf("%s: status %d %s", name, resp.StatusCode, body)
+		}
+	}
+	if exists(t, "scratch", "framing.txt") {
+		t.Fatal("an ambiguously framed upload landed")
+	}
 }

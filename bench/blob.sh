@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# 1 GB upload and download through weir's Blob front end vs directly
+# against Azurite, with the same client (the az CLI, connection strings).
+#
+#   bench/blob.sh                    # 1 GiB, recorded in bench/RESULTS.md
+#   SIZE_MB=256 RECORD=0 bench/blob.sh   # quicker, not recorded
+#   KEEP=1 bench/blob.sh             # keep the work directory (logs)
+#
+# It starts Azurite (tools/node) and `weir serve` (plaintext loopback) on
+# fixed ports, issues a connection string for target `lake`, and times
+# `az storage blob upload` and `az storage blob download` of a random
+# (binary, so unmasked) file on each path. weir's peak RSS is VmHWM from
+# /proc/PID/status after the runs. Everything shares this machine's cores.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+SIZE_MB=${SIZE_MB:-1024}
+RECORD=${RECORD:-1}
+AZ_PORT=${AZ_PORT:-56510}
+WEIR_PORT=${WEIR_PORT:-56511}
+CMDLINE="SIZE_MB=$SIZE_MB bench/blob.sh"
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=$PATH:/usr/local/go/bin
+fi
+say() { echo "bench: $*" >&2; }
+
+WORK=$(mktemp -d /tmp/weir-blob-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [[ -z "${KEEP:-}" ]]; then rm -rf "$WORK"; else say "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+DIRECT="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$KEY;BlobEndpoint=http://127.0.0.1:$AZ_PORT/devstoreaccount1"
+export AZURE_CONFIG_DIR=$WORK/az AZURE_CORE_COLLECT_TELEMETRY=0 AZURE_CORE_ONLY_SHOW_ERRORS=1
+export BENCH_BLOB_KEY=$KEY
+
+go build -o "$WORK/weir" ./cmd/weir
+mkdir -p "$WORK/azurite"
+tools/node/node_modules/.bin/azurite-blob --blobHost 127.0.0.1 --blobPort "$AZ_PORT" --location "$WORK/azurite" \
+	--skipApiVersionCheck --loose --silent >"$WORK/azurite.log" 2>&1 &
+PIDS+=($!)
+cat >"$WORK/weir.yaml" <<YAML
+data_dir: $WORK/data
+listen:
+  postgres: 127.0.0.1:0
+  http: 127.0.0.1:$WEIR_PORT
+tls:
+  allow_plaintext_loopback: true
+targets:
+  - name: lake
+    kind: azure-blob
+    endpoint: http://127.0.0.1:$AZ_PORT/devstoreaccount1
+    account: devstoreaccount1
+    account_key_env: BENCH_BLOB_KEY
+agents:
+  - name: ci-bot
+    targets: [lake]
+    max_ttl: 2h
+policy:
+  rules:
+    - name: bench
+      when: 'command.protocol == "blob" && command.kind in ["read", "write"] && !("mints_credential" in command.risks)'
+      action: allow
+YAML
+"$WORK/weir" serve --config "$WORK/weir.yaml" --log-level warn >"$WORK/weir.log" 2>&1 &
+WEIR_PID=$!
+PIDS+=($WEIR_PID)
+for _ in $(seq 100); do
+	(exec 3<>/dev/tcp/127.0.0.1/$WEIR_PORT) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$AZ_PORT) 2>/dev/null && break
+	sleep 0.2
+done
+CS=$("$WORK/weir" token issue --config "$WORK/weir.yaml" --agent ci-bot --ttl 2h --format connection-string --target lake 2>/dev/null)
+
+az storage container create -n big --connection-string "$DIRECT" >/dev/null
+say "writing a ${SIZE_MB} MiB random file"
+head -c "$((SIZE_MB << 20))" /dev/urandom >"$WORK/in.bin"
+SUM=$(sha256sum <"$WORK/in.bin" | cut -d' ' -f1)
+
+secs() { local s=$(date +%s.%N); "$@" >/dev/null 2>>"$WORK/az.log" || { cat "$WORK/az.log" >&2; exit 1; }; echo "$(date +%s.%N) - $s" | bc; }
+declare -A T
+for path in direct weir; do
+	cs=$DIRECT; [[ $path == weir ]] && cs=$CS
+	say "$path: upload"
+	T[$path.up]=$(secs az storage blob upload -c big -n "$path.bin" -f "$WORK/in.bin" --overwrite --connection-string "$cs")
+	say "$path: download"
+	rm -f "$WORK/out.bin"
+	T[$path.down]=$(secs az storage blob download -c big -n "$path.bin" -f "$WORK/out.bin" --connection-string "$cs")
+	got=$(sha256sum <"$WORK/out.bin" | cut -d' ' -f1)
+	[[ $got == "$SUM" ]] || { say "ERROR: $path download differs from the upload"; exit 1; }
+done
+HWM=$(awk '/VmHWM/ {print $2}' /proc/$WEIR_PID/status)
+mbps() { printf '%.1f' "$(echo "$SIZE_MB / $1" | bc -l)"; }
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+TABLE="| transfer | direct MiB/s | weir MiB/s | weir/direct |
+|---|---|---|---|
+| upload ${SIZE_MB} MiB | $(mbps ${T[direct.up]}) | $(mbps ${T[weir.up]}) | $(ratio ${T[direct.up]} ${T[weir.up]}) |
+| download ${SIZE_MB} MiB | $(mbps ${T[direct.down]}) | $(mbps ${T[weir.down]}) | $(ratio ${T[direct.down]} ${T[weir.down]}) |
+
+weir peak RSS (VmHWM): $((HWM / 1024)) MiB"
+echo "$TABLE"
+if [[ $RECORD == 1 ]]; then
+	{
+		echo
+		echo "## $(date -u '+%Y-%m-%d %H:%M') UTC — Blob front end, commit $(git rev-parse --short HEAD)"
+		echo
+		echo "- command: \`$CMDLINE\`"
+		echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory; Azurite $(tools/node/node_modules/.bin/azurite-blob --version 2>/dev/null | tail -1), az $(az version --query '"azure-cli"' -o tsv 2>/dev/null), weir plaintext loopback"
+		echo "- client: \`az storage blob upload|download\` with a connection string (direct: Azurite's account key; weir: \`weir token issue --format connection-string\`), random binary file (passes unmasked), sha256 checked"
+		echo
+		echo "$TABLE"
+	} >>bench/RESULTS.md
+fi
