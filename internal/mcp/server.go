@@ -106,16 +106,18 @@ func New(opts Options) *Server {
 		opts.SessionTimeout = 30 * time.Minute
 	}
 	s := &Server{opts: opts, log: opts.Logger, classifier: pgsql.NewClassifier(1024), sessions: map[*mcp.ServerSession]*AgentSession{}}
+	// The SDK logs every session at info; weir's own audit log has them.
+	sdkLog := slog.New(warnOnly{opts.Logger.Handler()})
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "weir", Title: "weir gateway", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: instructions,
-		Logger:       opts.Logger,
+		Logger:       sdkLog,
 		// Sessions are what binds a client to its token, its pipes and its
 		// audit session: the legacy (initialize) handshake keeps them.
 		SupportedProtocolVersions: []string{"2025-11-25", "2025-06-18", "2025-03-26"},
 		Capabilities:              &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 	})
 	s.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp }, &mcp.StreamableHTTPOptions{
-		Logger: opts.Logger, SessionTimeout: opts.SessionTimeout,
+		Logger: sdkLog, SessionTimeout: opts.SessionTimeout,
 	})
 	registerTargets(s)
 	registerQuery(s)
@@ -168,6 +170,16 @@ func (s *Server) MetadataHandler() http.Handler {
 		writeJSON(w, meta)
 	})
 }
+
+// warnOnly passes on warnings and errors only.
+type warnOnly struct{ slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+
+func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
+func (w warnOnly) WithGroup(name string) slog.Handler    { return warnOnly{w.Handler.WithGroup(name)} }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
