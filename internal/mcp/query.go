@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -110,7 +111,7 @@ func (s *Server) query(ctx context.Context, a *AgentSession, in queryIn) (*mcp.C
 	}
 	res, err := p.run(ctx, in.SQL, params, in.Params != nil, maxRows)
 	if err != nil {
-		if p.conn.IsClosed() {
+		if p.dead.Load() {
 			a.dropPipe(t.Name, p)
 		}
 		f := s.explain(err)
@@ -177,9 +178,19 @@ func textParams(vals []any) ([][]byte, error) {
 type pgPipe struct {
 	mu   sync.Mutex // a PgConn runs one thing at a time
 	conn *pgconn.PgConn
+	// dead is set when a call found the connection closed (cancelled,
+	// ended by weir); the next call connects again.
+	dead atomic.Bool
 }
 
 func (p *pgPipe) close() {
+	if !p.mu.TryLock() {
+		// A call is running (maybe held for approval): closing the pipe
+		// under it ends it; the PgConn itself is the running call's.
+		p.conn.Conn().Close()
+		return
+	}
+	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p.conn.Close(ctx)
@@ -202,7 +213,7 @@ func (a *AgentSession) pipe(ctx context.Context, target string) (*pgPipe, error)
 	if a.closed {
 		return nil, errors.New("weir: this MCP session has ended")
 	}
-	if p := a.pipes[target]; p != nil && !p.conn.IsClosed() {
+	if p := a.pipes[target]; p != nil && !p.dead.Load() {
 		return p, nil
 	}
 	cfg, err := pgconn.ParseConfig("host=weir-internal port=5432 sslmode=disable connect_timeout=30")
@@ -310,9 +321,14 @@ func explainError(err error, rules []config.Rule) *ToolFailure {
 
 // run executes sql: with params through the extended protocol (one
 // statement), without through a simple query (several allowed).
-func (p *pgPipe) run(ctx context.Context, sql string, params [][]byte, extended bool, maxRows int) (*QueryResult, error) {
+func (p *pgPipe) run(ctx context.Context, sql string, params [][]byte, extended bool, maxRows int) (_ *QueryResult, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() {
+		if err != nil && p.conn.IsClosed() {
+			p.dead.Store(true)
+		}
+	}()
 	res := &QueryResult{Columns: []string{}, Rows: [][]*string{}}
 	budget := maxResultBytes
 	read := func(rr *pgconn.ResultReader) (pgconn.CommandTag, error) {

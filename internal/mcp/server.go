@@ -113,7 +113,7 @@ func New(opts Options) *Server {
 		Logger:       sdkLog,
 		// Sessions are what binds a client to its token, its pipes and its
 		// audit session: the legacy (initialize) handshake keeps them.
-		SupportedProtocolVersions: []string{"2025-11-25", "2025-06-18", "2025-03-26"},
+		SupportedProtocolVersions: []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"},
 		Capabilities:              &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 	})
 	s.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp }, &mcp.StreamableHTTPOptions{

@@ -20,6 +20,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/weir-gw/weir/internal/approval"
+	"github.com/weir-gw/weir/internal/identity"
 	weirmcp "github.com/weir-gw/weir/internal/mcp"
 )
 
@@ -39,8 +41,7 @@ type tsCall struct {
 // The TypeScript SDK from npm, an independent client implementation, gets
 // the same tools, results, masking and refusals.
 func TestTypeScriptClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
+	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatal("node is not installed (the e2e environment has it): ", err)
 	}
 	sdk := filepath.Join(repoRoot(t), "tools", "node", "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm")
@@ -54,29 +55,7 @@ func TestTypeScriptClient(t *testing.T) {
 		{"name": "query", "arguments": map[string]any{"target": "shop", "sql": "DELETE FROM customers"}},
 		{"name": "query", "arguments": map[string]any{"target": "shop", "sql": "SELECT value FROM secrets"}},
 	}
-	arg, _ := json.Marshal(calls)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "client.mjs"), string(arg))
-	cmd.Env = append(os.Environ(), "WEIR_MCP_URL="+env.url, "WEIR_TOKEN="+tok, "MCP_SDK="+sdk)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outb, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
-	var out struct {
-		Server struct{ Name string } `json:"server"`
-		Tools  []string              `json:"tools"`
-		Calls  []tsCall              `json:"calls"`
-		Error  string                `json:"error"`
-	}
-	if err := json.Unmarshal(outb, &out); err != nil {
-		t.Fatalf("%v: %s", err, outb)
-	}
-	if out.Error != "" {
-		t.Fatalf("TypeScript client: %s", out.Error)
-	}
+	out, outb := runNode(t, sdk, tok, calls)
 	if out.Server.Name != "weir" || !slices.Equal(out.Tools, []string{"approval_status", "list_targets", "query", "request_approval"}) || len(out.Calls) != 4 {
 		t.Fatalf("TypeScript client saw %s", outb)
 	}
@@ -102,6 +81,69 @@ func TestTypeScriptClient(t *testing.T) {
 	if n := countRows(t, "customers"); n != 50 {
 		t.Errorf("%d customers left", n)
 	}
+
+	// Approval round trip: the TypeScript client asks, a person approves,
+	// the client (a new session, as after a restart) checks and runs it.
+	update := map[string]any{"target": "shop", "sql": "UPDATE orders SET total_cents = total_cents + 1 WHERE id = $1", "params": []any{"77"}}
+	ask := map[string]any{"justification": "order 77 short by one cent"}
+	for k, v := range update {
+		ask[k] = v
+	}
+	out, _ = runNode(t, sdk, tok, []map[string]any{{"name": "request_approval", "arguments": ask}})
+	var ans weirmcp.ApprovalAnswer
+	json.Unmarshal(out.Calls[0].Structured, &ans)
+	if out.Calls[0].IsError || ans.Status != "pending" || ans.ApprovalRequestID == 0 {
+		t.Fatalf("request_approval: %+v", out.Calls[0])
+	}
+	if _, err := env.approvals.Approve(context.Background(), ans.ApprovalRequestID, approval.Approver{Name: "bob", Role: identity.RoleApprover}, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	before := orderTotal(t, 77)
+	out, outb = runNode(t, sdk, tok, []map[string]any{
+		{"name": "approval_status", "arguments": map[string]any{"id": ans.ApprovalRequestID}},
+		{"name": "query", "arguments": update},
+	})
+	var st weirmcp.ApprovalState
+	json.Unmarshal(out.Calls[0].Structured, &st)
+	var q2 weirmcp.QueryResult
+	json.Unmarshal(out.Calls[1].Structured, &q2)
+	if st.Status != "approved" || out.Calls[1].IsError || q2.Command != "UPDATE 1" || orderTotal(t, 77) != before+1 {
+		t.Errorf("after approval: %s", outb)
+	}
+}
+
+type nodeOut struct {
+	Server struct{ Name string } `json:"server"`
+	Tools  []string              `json:"tools"`
+	Calls  []tsCall              `json:"calls"`
+	Error  string                `json:"error"`
+}
+
+// runNode runs testdata/client.mjs with calls.
+func runNode(t *testing.T, sdk, tok string, calls []map[string]any) (nodeOut, []byte) {
+	t.Helper()
+	arg, _ := json.Marshal(calls)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join("testdata", "client.mjs"), string(arg))
+	cmd.Env = append(os.Environ(), "WEIR_MCP_URL="+env.url, "WEIR_TOKEN="+tok, "MCP_SDK="+sdk)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var out nodeOut
+	if err := json.Unmarshal(outb, &out); err != nil {
+		t.Fatalf("%v: %s", err, outb)
+	}
+	if out.Error != "" {
+		t.Fatalf("TypeScript client: %s", out.Error)
+	}
+	if len(out.Calls) != len(calls) {
+		t.Fatalf("TypeScript client made %d of %d calls: %s", len(out.Calls), len(calls), outb)
+	}
+	return out, outb
 }
 
 func countRows(t *testing.T, table string) int {
