@@ -39,6 +39,10 @@ const (
 	RiskCopy            Risk = "copy"             // COPY in either direction (bulk data)
 	RiskLock            Risk = "lock"             // explicit LOCK, SELECT … FOR UPDATE
 	RiskNotify          Risk = "notify"           // NOTIFY / pg_notify: data leaves through a side channel
+	// RiskMaskedLookup: an equality lookup on a masked column, admitted by
+	// policy.masking.allow_equality (other uses of masked columns in
+	// WHERE/JOIN/ORDER BY… are refused before policy); a rule can review it.
+	RiskMaskedLookup Risk = "masked_lookup"
 )
 
 // Command is one statement or one request, as the gateway sees it.

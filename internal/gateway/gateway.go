@@ -79,7 +79,7 @@ func newMasker(cfg *config.Config) (*mask.Masker, error) {
 	if detectors == nil {
 		detectors = mask.DetectorNames() // absent: everything weir can recognise
 	}
-	if len(detectors) == 0 {
+	if len(detectors) == 0 && len(m.Columns) == 0 {
 		return nil, nil
 	}
 	var key []byte
@@ -666,6 +666,9 @@ type Result struct {
 	Skipped bool
 	// Masked counts the values masked in its response, per detector.
 	Masked mask.Counts
+	// MaskedColumns counts values masked by column rules, per rule
+	// ("column:customers.email"); they are also in Masked's "column".
+	MaskedColumns map[string]int
 	// Columns and Rows are what the agent saw (after masking), as far as
 	// the session's recording budget allows; RowsTruncated says rows were
 	// left out.
@@ -694,6 +697,9 @@ func (s *Session) Result(r Result) {
 		Columns: r.Columns, Seen: r.Seen, Truncated: r.RowsTruncated}
 	if !r.Masked.IsZero() {
 		ev.Masked = r.Masked.Map()
+		for k, n := range r.MaskedColumns {
+			ev.Masked[k] = n
+		}
 		s.maskedMu.Lock()
 		s.masked.Add(r.Masked)
 		s.maskedMu.Unlock()

@@ -146,6 +146,9 @@ type CopyPlan struct {
 type LineageError struct {
 	Column string // the masked selector involved, if known
 	Reason string
+	// Unknown is set when a relation was missing from the catalog: the
+	// adapter may read the catalog again and retry.
+	Unknown bool
 }
 
 func (e *LineageError) Error() string { return e.Reason }
@@ -790,7 +793,7 @@ func (r *resolver) rangeVar(rv *pg_query.RangeVar, sc *scope) (*rte, error) {
 		if rv.Schemaname != "" {
 			name = rv.Schemaname + "." + name
 		}
-		return nil, r.refuse("", "relation %q is not in weir's catalog of this target (a temporary relation, one created in an open transaction, or one that does not exist), so weir cannot tell whether it derives from a masked column; commit it, or query the tables it is built from", name)
+		return nil, &LineageError{Unknown: true, Reason: fmt.Sprintf("relation %q is not in weir's catalog of this target (a temporary relation, one created in an open transaction, or one that does not exist), so weir cannot tell whether it derives from a masked column; commit it, or query the tables it is built from", name)}
 	}
 	var t *rte
 	for _, rel := range rels {
@@ -1475,8 +1478,15 @@ func (r *resolver) funcCall(fc *pg_query.FuncCall, sc *scope) (srcs, error) {
 			return nil, err
 		}
 	}
-	if base := parts[len(parts)-1]; len(t) > 0 && (base == "pg_sleep" || base == "pg_sleep_for" || base == "pg_sleep_until") {
+	base := parts[len(parts)-1]
+	if len(t) > 0 && (base == "pg_sleep" || base == "pg_sleep_for" || base == "pg_sleep_until") {
 		return nil, r.inference(t[0], base+" (its duration would reveal the value)")
+	}
+	if len(t) > 0 && (e.write || e.risks != 0) {
+		// pg_notify, set_config, setval, advisory locks…: the value would
+		// leave through a side channel weir does not mask (a notification,
+		// a setting, a sequence, pg_locks) (corpus M06).
+		return nil, r.refuse(t[0], "masked column %s may not be passed to %s: its value would leave through a side channel weir does not mask", t[0], joinName(parts))
 	}
 	return t, nil
 }

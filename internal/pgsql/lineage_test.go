@@ -225,6 +225,10 @@ func TestLineage(t *testing.T) {
 		{sql: "SELECT * FROM json_to_record('{}')", refuse: "expand"},
 		{sql: "DO $$ BEGIN RAISE NOTICE '%', (SELECT email FROM customers LIMIT 1); END $$", refuse: "procedural"},
 		{sql: "SELECT nosuch FROM orders", refuse: "cannot resolve column"},
+		// M06: side channels.
+		{sql: "SELECT pg_notify('c', email) FROM customers", refuse: "side channel"},
+		{sql: "SELECT set_config('my.x', phone, false) FROM customers", refuse: "side channel"},
+		{sql: "SELECT pg_advisory_lock(length(email)) FROM customers", refuse: "side channel"},
 		// Clean statements.
 		{sql: "SELECT id, total_cents FROM orders WHERE total_cents > 100 ORDER BY id"},
 		{sql: "SELECT count(*) FROM customers"},

@@ -93,6 +93,18 @@ CREATE TABLE secrets (id int, value text);
 INSERT INTO customers (full_name, email) SELECT 'Customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 50) g;
 INSERT INTO orders (customer_id, total_cents) SELECT 1 + g % 50, g * 100 FROM generate_series(1, 200) g;
 INSERT INTO secrets VALUES (1, 'top');
+CREATE TABLE people (id serial PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, phone text, ssn text, salary int, profile jsonb, photo bytea, created_at timestamptz NOT NULL DEFAULT '2026-01-02 03:04:05+00');
+INSERT INTO people (full_name, email, phone, ssn, salary, profile, photo)
+  SELECT 'Person ' || g, 'p' || g || '@corp.example', '+1 202 555 01' || lpad(g::text, 2, '0'), lpad((123450000 + g)::text, 9, '0'), 50000 + g * 1000,
+         jsonb_build_object('nick', 'n' || g), convert_to('photo' || g, 'UTF8')
+  FROM generate_series(1, 20) g;
+CREATE TABLE payments (id serial PRIMARY KEY, person_id int REFERENCES people, card_number text NOT NULL, amount_cents int NOT NULL);
+INSERT INTO payments (person_id, card_number, amount_cents) SELECT 1 + g % 20, '4242 4242 4242 ' || lpad((4242 + g)::text, 4, '0'), g * 150 FROM generate_series(1, 40) g;
+CREATE TABLE accounts (id serial PRIMARY KEY, owner text, iban text);
+INSERT INTO accounts (owner, iban) VALUES ('acme', 'DE89370400440532013000'), ('globex', 'GB82WEST12345698765432');
+CREATE TABLE vault (id int PRIMARY KEY, secret text);
+INSERT INTO vault VALUES (1, 'k3y-abcdefghijklmnopqrstuvwxyz-0123456789');
+CREATE VIEW people_contacts AS SELECT id, lower(email) AS contact FROM people;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO weir_agent;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO weir_agent;
 GRANT CREATE ON SCHEMA public TO weir_agent;
@@ -124,6 +136,8 @@ policy:
     - name: copy-in-scratch
       when: 'command.verb == "COPY FROM" && command.written == ["scratch"]'
       action: allow
+  masking:
+    columns: [people.email, people.phone, people.ssn, people.profile, people.photo, payments.card_number, "*.iban", public.vault.secret]
 `
 
 func TestMain(m *testing.M) {

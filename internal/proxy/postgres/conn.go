@@ -56,10 +56,14 @@ type clientConn struct {
 	cw   *bufio.Writer
 
 	// Owned by the client goroutine.
-	stmts         map[string]*prepared // extended-protocol statements by name
-	portals       map[string]*portal
-	sqlPrepared   map[string]*command.Command // SQL-level PREPARE bodies by name
-	cursors       map[string]bool             // SQL-level DECLAREd cursors
+	stmts       map[string]*prepared // extended-protocol statements by name
+	portals     map[string]*portal
+	sqlPrepared map[string]*command.Command // SQL-level PREPARE bodies by name
+	cursors     map[string]bool             // SQL-level DECLAREd cursors
+	// Column-masking plans of SQL PREPAREd statements and DECLAREd
+	// cursors, by name (see colmask.go).
+	sqlPlans      map[string]*pgsql.MaskPlan
+	cursorPlans   map[string]*pgsql.MaskPlan
 	skipUntilSync bool
 	// cycleMsgs counts extended-protocol messages forwarded since the last
 	// Sync; uncertain holds names ("S"+name, "P"+name) changed by a Close,
@@ -80,11 +84,13 @@ type clientConn struct {
 	cycleCond  *sync.Cond
 	refusals   []refusal
 	units      []unit
+	expects    []*expect // results and Describes in flight, when columns are masked
 
 	// Owned by the relay goroutine.
-	copyBinary bool        // the current COPY TO is in binary format
-	masked     mask.Counts // values masked since the last finished unit
-	rec        recording   // rows the agent saw, for replay
+	copyBinary bool           // the current COPY TO is in binary format
+	masked     mask.Counts    // values masked since the last finished unit
+	maskedCols map[string]int // values masked per column rule, likewise
+	rec        recording      // rows the agent saw, for replay
 
 	termOnce  sync.Once
 	endReason atomic.Pointer[string] // why the session ended, for the audit record
@@ -101,6 +107,7 @@ func (c *clientConn) end() string {
 
 type prepared struct {
 	cmds []command.Command
+	plan *pgsql.MaskPlan // column masking of its rows; nil: none
 	// hidden is the server-side name of a statement under review (see
 	// handleParse); "" when the server knows it by the client's name.
 	hidden string
@@ -518,9 +525,12 @@ func (c *clientConn) handleQuery(raw, body []byte) error {
 	if !ok || len(rest) != 0 {
 		return &frameError{"malformed Query message"}
 	}
-	req, code := c.classify(text, "query")
+	req, plans, code := c.classify(text, "query")
 	if req.Refusal == "" && len(req.Commands) == 0 {
 		// Empty query: nothing runs; the server answers EmptyQueryResponse.
+		if c.colMaskOn() {
+			c.expectOne(expResult, nil)
+		}
 		return c.forwardSimple(raw, 0)
 	}
 	c.deciding = bound{c: c, cmds: req.Commands}
@@ -532,6 +542,18 @@ func (c *clientConn) handleQuery(raw, body []byte) error {
 		}
 		return c.refuseSimple(&v)
 	}
+	if c.colMaskOn() {
+		c.mu.Lock()
+		for i := range req.Commands {
+			var p *pgsql.MaskPlan
+			if plans != nil {
+				p = plans[i]
+			}
+			c.expectLocked(expResult, c.resultPlan(&req.Commands[i], p))
+		}
+		c.mu.Unlock()
+		c.keepPlans(req.Commands, plans)
+	}
 	c.applySQLPrepared(req.Commands)
 	return c.forwardSimple(raw, v.Seq)
 }
@@ -539,7 +561,27 @@ func (c *clientConn) handleQuery(raw, body []byte) error {
 // classify turns SQL text into a gateway request, resolving SQL EXECUTE
 // to the body weir saw prepared. code is a SQLSTATE for a refusal that is
 // not a policy decision.
-func (c *clientConn) classify(text, via string) (gateway.Request, string) {
+func (c *clientConn) classify(text, via string) (gateway.Request, []*pgsql.MaskPlan, string) {
+	req, code := c.classifyText(text, via)
+	if req.Refusal != "" || !c.colMaskOn() || len(req.Commands) == 0 {
+		return req, nil, code
+	}
+	plans, refusal, code := c.planText(text, req.Commands)
+	if refusal != "" {
+		if c.session.Precheck(req.Commands).Action == "deny" {
+			// The policy refuses it anyway: its message (which rule, what
+			// to do instead) is the one the agent should read.
+			return req, nil, ""
+		}
+		req.Refusal = refusal
+		return req, nil, code
+	}
+	req.Commands = markLookups(req.Commands, plans)
+	return req, plans, ""
+}
+
+// classifyText is classify without column masking.
+func (c *clientConn) classifyText(text, via string) (gateway.Request, string) {
 	cmds, err := c.srv.classifier.Classify(text)
 	if err != nil {
 		var pe *pgsql.ParseError
@@ -668,7 +710,11 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 	if !ok {
 		return &frameError{"malformed Parse message"}
 	}
-	req, code := c.classify(text, "parse")
+	req, plans, code := c.classify(text, "parse")
+	var plan *pgsql.MaskPlan
+	if len(plans) > 0 {
+		plan = plans[0]
+	}
 	// Parse runs nothing, so an allowed Parse is not audited here; its
 	// executions are, at Execute. A refused one is audited now.
 	if req.Refusal == "" {
@@ -691,7 +737,7 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 			req.Refusal = fmt.Sprintf("statement names starting with %q are reserved by weir", hiddenPrefix)
 			code = "42P05"
 		} else if d := c.session.Precheck(req.Commands); d.Allowed() {
-			c.storeStatement(name, req.Commands, "")
+			c.storeStatement(name, req.Commands, "", plan)
 			_, err := c.uw.Write(raw)
 			return err
 		} else if d.Action == "review" && c.srv.gw.ApprovalsEnabled() {
@@ -700,7 +746,7 @@ func (c *clientConn) handleParse(raw, body []byte) error {
 			// but weir's own Bind (after the decision at Execute) can
 			// reach it: not a re-Parse, a SQL EXECUTE or a FETCH.
 			hidden := hiddenPrefix + newNonce()
-			c.storeStatement(name, req.Commands, hidden)
+			c.storeStatement(name, req.Commands, hidden, plan)
 			_, err := c.uw.Write(renameFirst('P', body, name, hidden))
 			return err
 		}
@@ -764,7 +810,7 @@ func (c *clientConn) refuseUnsettled(what, name string) error {
 	return c.refuseExtended(&v)
 }
 
-func (c *clientConn) storeStatement(name string, cmds []command.Command, hidden string) {
+func (c *clientConn) storeStatement(name string, cmds []command.Command, hidden string, plan *pgsql.MaskPlan) {
 	if c.stmts[name] != nil {
 		c.changed("S" + name) // the unnamed statement being replaced
 	}
@@ -772,7 +818,7 @@ func (c *clientConn) storeStatement(name string, cmds []command.Command, hidden 
 		c.stmts = map[string]*prepared{}
 		c.portals = map[string]*portal{}
 	}
-	c.stmts[name] = &prepared{cmds: cmds, hidden: hidden}
+	c.stmts[name] = &prepared{cmds: cmds, hidden: hidden, plan: plan}
 }
 
 // hiddenPrefix names statements under review on the server; clients may
@@ -864,6 +910,9 @@ func (c *clientConn) handleExecute(raw, body []byte) error {
 	}
 	p := pt.stmt
 	if len(p.cmds) == 0 {
+		if c.colMaskOn() {
+			c.expectOne(expResult, nil)
+		}
 		_, err := c.uw.Write(raw)
 		return err
 	}
@@ -872,10 +921,28 @@ func (c *clientConn) handleExecute(raw, body []byte) error {
 	if !v.Allowed() {
 		return c.refuseExtended(&v)
 	}
+	var plan *pgsql.MaskPlan
+	if c.colMaskOn() {
+		plan = c.resultPlan(&p.cmds[0], p.plan)
+		c.keepPlans(p.cmds, []*pgsql.MaskPlan{p.plan})
+	}
 	c.applySQLPrepared(p.cmds)
 	c.mu.Lock()
 	c.units = append(c.units, unit{cycle: c.cyclesSent, seq: v.Seq, start: time.Now()})
+	if c.colMaskOn() {
+		if plan.Masked() {
+			// The rows' types and formats decide how a masked value is
+			// replaced; the client may not have asked for them.
+			c.expectLocked(expSwallow, nil)
+		}
+		c.expectLocked(expResult, plan)
+	}
 	c.mu.Unlock()
+	if plan.Masked() {
+		if _, err := c.uw.Write(describePortal(portalName)); err != nil {
+			return err
+		}
+	}
 	_, err := c.uw.Write(raw)
 	return err
 }
@@ -905,6 +972,9 @@ func (c *clientConn) handleDescribeClose(typ byte, raw, body []byte) error {
 	}
 	if typ == 'D' && !known {
 		return c.refuseUnknown("Describe", what, name)
+	}
+	if typ == 'D' && c.colMaskOn() {
+		c.expectOne(expDescribe, nil)
 	}
 	if kind == 'S' && known && c.stmts[name].hidden != "" {
 		// body = kind byte, then the name
@@ -982,6 +1052,11 @@ func (c *clientConn) relay() {
 	var cycle int64
 	var cycleErr string
 	masker := c.srv.gw.Masker()
+	colMask := c.colMaskOn()
+	if colMask && masker == nil {
+		c.terminate("column masking is configured but the gateway has no masker", "XX000")
+		return
+	}
 	c.rec.budget = c.srv.gw.RecordBudget()
 	c.rec.enabled = c.rec.budget > 0
 	for {
@@ -994,6 +1069,7 @@ func (c *clientConn) relay() {
 			return
 		}
 		out := raw
+		cur, refused := cycle, false
 		switch typ {
 		case 'E':
 			code, msg := errorFields(body)
@@ -1001,6 +1077,7 @@ func (c *clientConn) relay() {
 			if len(c.refusals) > 0 && c.refusals[0].cycle == cycle && code == "42601" && strings.Contains(msg, c.refusals[0].nonce) {
 				out = c.refusals[0].resp
 				c.refusals = c.refusals[1:]
+				refused = true
 			} else if cycleErr == "" {
 				cycleErr = code
 			}
@@ -1022,7 +1099,21 @@ func (c *clientConn) relay() {
 				return
 			}
 		}
-		if masker != nil {
+		done := false
+		if colMask {
+			var skip bool
+			var lerr error
+			out, skip, done, lerr = c.lineageMessage(masker, typ, out, body, cur, refused)
+			if lerr != nil {
+				c.setEnd(lerr.Error())
+				c.terminate(lerr.Error(), "0A000")
+				return
+			}
+			if skip {
+				continue
+			}
+		}
+		if masker != nil && !done {
 			var merr error
 			if out, merr = c.maskMessage(masker, typ, out, body, &c.masked); merr != nil {
 				c.setEnd(merr.Error())
@@ -1115,8 +1206,9 @@ func (c *clientConn) finishExtended(cycle int64, rows int64) {
 func (c *clientConn) finishLocked(u *unit, errCode string) {
 	u.done = true
 	c.session.Result(gateway.Result{Seq: u.seq, Rows: u.rows, Duration: time.Since(u.start), Error: errCode, Masked: c.masked,
-		Columns: c.rec.columns, Seen: c.rec.rows, RowsTruncated: c.rec.truncated})
+		MaskedColumns: c.maskedCols, Columns: c.rec.columns, Seen: c.rec.rows, RowsTruncated: c.rec.truncated})
 	c.masked = mask.Counts{}
+	c.maskedCols = nil
 	c.rec.reset()
 }
 

@@ -71,6 +71,8 @@ type Server struct {
 	classifier *pgsql.Classifier
 
 	upstreams map[string]*upstreamTarget
+	// lin is nil unless policy.masking.columns masks columns by lineage.
+	lin *lineage
 
 	mu      sync.Mutex
 	cancels map[uint32]*clientConn // by weir's backend pid
@@ -84,6 +86,7 @@ type upstreamTarget struct {
 	cfg  *config.Target
 	base *pgconn.Config
 	cred upstream.Credential
+	cat  *targetCatalog // nil unless columns are masked
 }
 
 // NewServer prepares the front end; tlsConfig is required.
@@ -95,6 +98,16 @@ func NewServer(gw *gateway.Gateway, tlsConfig *tls.Config, log *slog.Logger) (*S
 		upstreams:  map[string]*upstreamTarget{},
 		cancels:    map[uint32]*clientConn{},
 		conns:      map[*clientConn]struct{}{},
+	}
+	if m := cfg.Policy.Masking; len(m.Columns) > 0 {
+		rules, err := pgsql.NewMaskRules(m.Columns, m.AllowEquality)
+		if err != nil {
+			return nil, err
+		}
+		s.lin = &lineage{rules: rules, ttl: m.CatalogTTL}
+		if s.lin.ttl <= 0 {
+			s.lin.ttl = defaultCatalogTTL
+		}
 	}
 	for i := range cfg.Targets {
 		t := &cfg.Targets[i]
@@ -109,7 +122,11 @@ func NewServer(gw *gateway.Gateway, tlsConfig *tls.Config, log *slog.Logger) (*S
 		if err != nil {
 			return nil, err
 		}
-		s.upstreams[t.Name] = &upstreamTarget{cfg: t, base: base, cred: cred}
+		ut := &upstreamTarget{cfg: t, base: base, cred: cred}
+		if s.lin != nil {
+			ut.cat = &targetCatalog{t: ut, lin: s.lin}
+		}
+		s.upstreams[t.Name] = ut
 	}
 	return s, nil
 }
