@@ -27,7 +27,7 @@ const (
 var queryParams = map[string]bool{
 	"comp": true, "restype": true, "prefix": true, "delimiter": true, "marker": true, "maxresults": true,
 	"include": true, "timeout": true, "snapshot": true, "versionid": true, "blockid": true, "blocklisttype": true,
-	"where": true, "showonly": true, "prevsnapshot": true, "prevsnapshoturl": true, "tier": true,
+	"where": true, "showonly": true, "prevsnapshot": true, "tier": true,
 }
 
 // sasParams mark a shared access signature: a credential of its own that

@@ -51,8 +51,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 var forwardHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-MD5", "Range",
 	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
 
-// refusedHeaders carry a credential of the agent's own.
-var refusedHeaders = []string{"x-ms-copy-source-authorization"}
+// refusedHeaders carry a credential of the agent's own, or make Azure
+// read a URL weir does not check.
+var refusedHeaders = []string{"x-ms-copy-source-authorization", "x-ms-previous-snapshot-url"}
 
 // upstreamHeaders copies what may go upstream from the agent's headers.
 func upstreamHeaders(in http.Header) (http.Header, string) {
@@ -69,11 +70,15 @@ func upstreamHeaders(in http.Header) (http.Header, string) {
 		}
 		for _, r := range refusedHeaders {
 			if lk == r {
-				return nil, fmt.Sprintf("weir does not accept the credential header %s from an agent; weir authenticates copies itself", k)
+				return nil, fmt.Sprintf("weir does not accept the header %s from an agent (a credential of its own, or a URL weir does not check)", k)
 			}
 		}
 		if lk == "x-ms-date" {
 			continue
+		}
+		if len(v) != 1 {
+			// weir checks one value; Azure must not pick another.
+			return nil, fmt.Sprintf("the header %s appears more than once", k)
 		}
 		out[http.CanonicalHeaderKey(k)] = v
 	}
