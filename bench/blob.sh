@@ -4,6 +4,7 @@
 #
 #   bench/blob.sh                    # 1 GiB, recorded in bench/RESULTS.md
 #   SIZE_MB=256 RECORD=0 bench/blob.sh   # quicker, not recorded
+#   ROUNDS=5 bench/blob.sh           # more rounds (default 3; medians reported)
 #   KEEP=1 bench/blob.sh             # keep the work directory (logs)
 #
 # It starts Azurite (tools/node) and `weir serve` (plaintext loopback) on
@@ -17,9 +18,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 SIZE_MB=${SIZE_MB:-1024}
 RECORD=${RECORD:-1}
+ROUNDS=${ROUNDS:-3}
 AZ_PORT=${AZ_PORT:-56510}
 WEIR_PORT=${WEIR_PORT:-56511}
-CMDLINE="SIZE_MB=$SIZE_MB bench/blob.sh"
+CMDLINE="SIZE_MB=$SIZE_MB ROUNDS=$ROUNDS bench/blob.sh"
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=$PATH:/usr/local/go/bin
 fi
@@ -82,26 +84,33 @@ head -c "$((SIZE_MB << 20))" /dev/urandom >"$WORK/in.bin"
 SUM=$(sha256sum <"$WORK/in.bin" | cut -d' ' -f1)
 
 secs() { local s=$(date +%s.%N); "$@" >/dev/null 2>>"$WORK/az.log" || { cat "$WORK/az.log" >&2; exit 1; }; echo "$(date +%s.%N) - $s" | bc; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A T
-for path in direct weir; do
-	cs=$DIRECT; [[ $path == weir ]] && cs=$CS
-	say "$path: upload"
-	T[$path.up]=$(secs az storage blob upload -c big -n "$path.bin" -f "$WORK/in.bin" --overwrite --connection-string "$cs")
-	say "$path: download"
-	rm -f "$WORK/out.bin"
-	T[$path.down]=$(secs az storage blob download -c big -n "$path.bin" -f "$WORK/out.bin" --connection-string "$cs")
-	got=$(sha256sum <"$WORK/out.bin" | cut -d' ' -f1)
-	[[ $got == "$SUM" ]] || { say "ERROR: $path download differs from the upload"; exit 1; }
+# The machine is shared: paths alternate within each round and the median
+# of the rounds is reported, so a burst of other load hits both paths.
+for round in $(seq "$ROUNDS"); do
+	for path in direct weir; do
+		cs=$DIRECT; [[ $path == weir ]] && cs=$CS
+		say "round $round, $path: upload"
+		T[$path.up]+=" $(secs az storage blob upload -c big -n "$path.bin" -f "$WORK/in.bin" --overwrite --connection-string "$cs")"
+		say "round $round, $path: download"
+		rm -f "$WORK/out.bin"
+		T[$path.down]+=" $(secs az storage blob download -c big -n "$path.bin" -f "$WORK/out.bin" --connection-string "$cs")"
+		got=$(sha256sum <"$WORK/out.bin" | cut -d' ' -f1)
+		[[ $got == "$SUM" ]] || { say "ERROR: $path download differs from the upload"; exit 1; }
+	done
 done
+for k in "${!T[@]}"; do T[$k]=$(median ${T[$k]}); done
 HWM=$(awk '/VmHWM/ {print $2}' /proc/$WEIR_PID/status)
+CPU=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' /proc/$WEIR_PID/stat)
 mbps() { printf '%.1f' "$(echo "$SIZE_MB / $1" | bc -l)"; }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
-TABLE="| transfer | direct MiB/s | weir MiB/s | weir/direct |
+TABLE="| transfer (median of $ROUNDS) | direct MiB/s | weir MiB/s | weir/direct |
 |---|---|---|---|
 | upload ${SIZE_MB} MiB | $(mbps ${T[direct.up]}) | $(mbps ${T[weir.up]}) | $(ratio ${T[direct.up]} ${T[weir.up]}) |
 | download ${SIZE_MB} MiB | $(mbps ${T[direct.down]}) | $(mbps ${T[weir.down]}) | $(ratio ${T[direct.down]} ${T[weir.down]}) |
 
-weir peak RSS (VmHWM): $((HWM / 1024)) MiB"
+weir peak RSS (VmHWM) over all rounds: **$((HWM / 1024)) MiB**; weir CPU time: ${CPU} s for $((2 * ROUNDS * SIZE_MB)) MiB through it"
 echo "$TABLE"
 if [[ $RECORD == 1 ]]; then
 	{
