@@ -81,7 +81,6 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 			bp := bufPool.Get().(*[]byte)
 			n, _ := io.CopyBuffer(w, resp.Body, *bp)
 			bufPool.Put(bp)
-			res.Rows = 0
 			res.Columns, res.Seen = summary(resp.StatusCode, n, false)
 		}
 		return res
