@@ -115,7 +115,16 @@ func (s *Server) query(ctx context.Context, a *AgentSession, in queryIn) (*mcp.C
 			a.dropPipe(t.Name, p)
 		}
 		f := s.explain(err)
-		a.Note("query", map[string]any{"target": t.Name, "outcome": "refused_or_failed", "sqlstate": f.SQLState, "reference": f.Reference})
+		note := map[string]any{"target": t.Name, "outcome": "failed", "sqlstate": f.SQLState}
+		if f.Reference != "" {
+			// Refused by weir: the reference names the command's record
+			// in the target's session.
+			note["outcome"], note["rule"], note["reference"] = "refused", f.Rule, f.Reference
+			if f.ApprovalRequestID != 0 {
+				note["approval_id"] = f.ApprovalRequestID
+			}
+		}
+		a.Note("query", note)
 		return failure(f)
 	}
 	res.Target = t.Name

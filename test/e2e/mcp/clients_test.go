@@ -278,6 +278,38 @@ func TestServeAndStdioBridge(t *testing.T) {
 	if _, isErr := call(t, cs, "query", map[string]any{"target": "shop", "sql": "DROP TABLE orders"}, &f); !isErr || f.Rule != "no-ddl" {
 		t.Errorf("denied through the bridge: %+v", f)
 	}
+	// The operator sees both sessions of this MCP session: the SQL in the
+	// PostgreSQL one, the tool calls in the agent one.
+	cs.Close()
+	weir := func(args ...string) string {
+		out, err := exec.Command(bin, append(args, "--config", cfgPath)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("weir %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var lastReplay string
+	defer func() {
+		if t.Failed() {
+			t.Logf("sessions:\n%s\nreplays:\n%s", weir("sessions", "list"), lastReplay)
+		}
+	}()
+	eventually(t, "weir replay to show the MCP sessions, ended", func() bool {
+		var ids []string
+		for _, line := range strings.Split(weir("sessions", "list"), "\n") {
+			if strings.Contains(line, "mcp_client_name=e2e-stdio") && !strings.Contains(line, " live ") {
+				ids = append(ids, strings.Fields(line)[0])
+			}
+		}
+		var all strings.Builder
+		for _, id := range ids {
+			all.WriteString(weir("replay", id))
+		}
+		r := all.String()
+		lastReplay = r
+		return len(ids) == 2 && strings.Contains(r, "via mcp") && strings.Contains(r, "DENY by rule \"no-ddl\"") &&
+			strings.Contains(r, "tool:query") && strings.Contains(r, "rule:no-ddl") && strings.Contains(r, "masked 1 email")
+	})
 	// A refused token ends the bridge with weir's reason.
 	_, stderr, err = connect(tok[:len(tok)-3] + "xyz")
 	if err == nil {
