@@ -129,6 +129,27 @@ type MaskPlan struct {
 	Lookup bool
 	// Copy describes the data of COPY … TO STDOUT; nil for other statements.
 	Copy *CopyPlan
+	// ConstDependent is set when the plan depends on the value of a
+	// constant of the text (ORDER BY 2, COPY … (FORMAT 'csv')): it must
+	// not be reused for a text of the same shape (ShapeKey).
+	ConstDependent bool
+}
+
+// ShapeKey returns a key that two texts share exactly when PostgreSQL's
+// lexer sees the same tokens in them up to the values of their constants
+// (see shape.go), or ok=false when the lexer cannot say. A plan that is
+// not ConstDependent holds for every text of its shape: the resolver reads
+// no constant's value except where it sets ConstDependent.
+func ShapeKey(sql string) (key string, ok bool) {
+	if checkText(sql) != nil {
+		return "", false
+	}
+	s := scanPool.Get().(*shapeScan)
+	defer scanPool.Put(s)
+	if !s.scan(sql) {
+		return "", false
+	}
+	return string(s.key), true
 }
 
 // Masked reports whether any output column is masked.
@@ -195,6 +216,8 @@ type resolver struct {
 	lookup  bool
 	views   map[*Relation][][]string // resolved views
 	work    int                      // queries resolved, bounded by maxLineageWork
+	// constDep: a constant's value was read (see MaskPlan.ConstDependent).
+	constDep bool
 }
 
 // maxLineageWork bounds the queries resolved for one statement: recursive
@@ -311,7 +334,7 @@ func (r *resolver) statement(n *pg_query.Node) (MaskPlan, error) {
 	if err != nil {
 		return MaskPlan{}, err
 	}
-	p.Touches, p.Lookup = r.touches, r.lookup
+	p.Touches, p.Lookup, p.ConstDependent = r.touches, r.lookup, r.constDep
 	for i, c := range out {
 		if len(c.src) > 0 {
 			if p.Columns == nil {
@@ -1059,7 +1082,11 @@ func (r *resolver) noMaskedOut(n *pg_query.Node, sc *scope, clause string) error
 	if sb := n.GetSortBy(); sb != nil {
 		n = sb.Node
 	}
-	if ac := n.GetAConst(); ac != nil && ac.GetIval() != nil {
+	if ac := n.GetAConst(); ac != nil {
+		r.constDep = true
+		if ac.GetIval() == nil {
+			return nil
+		}
 		i := int(ac.GetIval().Ival) - 1
 		if i >= 0 && i < len(sc.out) && len(sc.out[i].src) > 0 {
 			return r.inference(sc.out[i].src[0], clause)
@@ -1667,7 +1694,7 @@ func (r *resolver) copyStmt(s *pg_query.CopyStmt) (MaskPlan, error) {
 			}
 		}
 	}
-	p := MaskPlan{Copy: &CopyPlan{}}
+	p := MaskPlan{Copy: &CopyPlan{}, ConstDependent: true}
 	masked := ""
 	for i, c := range out {
 		if len(c.src) > 0 {

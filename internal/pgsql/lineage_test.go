@@ -340,3 +340,31 @@ func BenchmarkPlanMasking(b *testing.B) {
 		}
 	}
 }
+
+// A plan is reused for texts of the same shape only when it read no
+// constant: ORDER BY 1 and ORDER BY 2 share a shape but not a plan.
+func TestLineageConstDependent(t *testing.T) {
+	cat, rules := newTestCatalog(), testRules(t, false)
+	k1, ok1 := ShapeKey("SELECT id, email FROM customers ORDER BY 1")
+	k2, ok2 := ShapeKey("SELECT id, email FROM customers ORDER BY 2")
+	if !ok1 || !ok2 || k1 != k2 {
+		t.Fatalf("shape keys differ: %v %v", ok1, ok2)
+	}
+	p, err := PlanMasking("SELECT id, email FROM customers ORDER BY 1", cat, rules)
+	if err != nil || !p[0].ConstDependent {
+		t.Fatalf("ORDER BY 1: %v %+v", err, p)
+	}
+	if _, err := PlanMasking("SELECT id, email FROM customers ORDER BY 2", cat, rules); err == nil {
+		t.Fatal("ORDER BY 2 (the masked column) allowed")
+	}
+	for _, q := range []string{"COPY customers TO STDOUT (FORMAT 'csv')", "COPY (SELECT 1) TO STDOUT"} {
+		p, err := PlanMasking(q, cat, rules)
+		if err != nil || !p[0].ConstDependent {
+			t.Errorf("%s: %v %+v", q, err, p)
+		}
+	}
+	p, err = PlanMasking("SELECT email FROM customers WHERE id = 42 LIMIT 10", cat, rules)
+	if err != nil || p[0].ConstDependent {
+		t.Errorf("a plan reading no constant is const-dependent: %v %+v", err, p)
+	}
+}

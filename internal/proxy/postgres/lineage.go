@@ -51,6 +51,7 @@ type targetCatalog struct {
 	anyMask  bool
 	err      error
 	plans    map[string]planEntry
+	shapes   map[string]planEntry // by pgsql.ShapeKey: plans that hold for every text of a shape
 	lastMiss time.Time
 }
 
@@ -159,6 +160,7 @@ func (tc *targetCatalog) refresh(ctx context.Context) error {
 		tc.rels, tc.anyMask, tc.loaded = rels, anyMask, time.Now()
 		tc.gen++
 		tc.plans = map[string]planEntry{}
+		tc.shapes = map[string]planEntry{}
 	}
 	tc.loading = nil
 	close(ch)
@@ -194,6 +196,18 @@ func (tc *targetCatalog) planFor(ctx context.Context, text string) ([]pgsql.Mask
 		}
 		tc.mu.Unlock()
 
+		// The same statement with other constants (pgbench's simple
+		// protocol, an agent's lookups) has the same plan, unless the plan
+		// read a constant's value.
+		shape, shapeOK := pgsql.ShapeKey(text)
+		if shapeOK {
+			tc.mu.Lock()
+			e, ok := tc.shapes[shape]
+			tc.mu.Unlock()
+			if ok && e.gen == gen {
+				return e.plans, nil
+			}
+		}
 		plans, err := pgsql.PlanMasking(text, snap, tc.lin.rules)
 		var le *pgsql.LineageError
 		if errors.As(err, &le) && le.Unknown && attempt == 0 {
@@ -218,8 +232,23 @@ func (tc *targetCatalog) planFor(ctx context.Context, text string) ([]pgsql.Mask
 				clear(tc.plans)
 			}
 			tc.plans[text] = planEntry{gen: gen, plans: plans, err: err}
+			if shapeOK && err == nil && !constDependent(plans) {
+				if len(tc.shapes) >= maxPlanEntries {
+					clear(tc.shapes)
+				}
+				tc.shapes[shape] = planEntry{gen: gen, plans: plans}
+			}
 		}
 		tc.mu.Unlock()
 		return plans, err
 	}
+}
+
+func constDependent(plans []pgsql.MaskPlan) bool {
+	for i := range plans {
+		if plans[i].ConstDependent {
+			return true
+		}
+	}
+	return false
 }
