@@ -218,3 +218,19 @@ func (s *Session) recordTicket(ctx context.Context, target string, d *policy.Dec
 	}
 	return nil
 }
+
+// Probe evaluates the policy on cmds as they would be decided on target in
+// this session, recording nothing and authorizing nothing: it tells an
+// agent what the policy does with typical commands (MCP's list_targets)
+// with the real rules, not a reading of them. ok is false when target is
+// not one of the token's.
+func (s *Session) Probe(target string, cmds []command.Command) (d policy.Decision, ok bool) {
+	agent, aok := s.g.cfg.Agent(s.Claims.Agent)
+	t, tok := s.g.cfg.Target(target)
+	if !aok || !tok || !s.Claims.AllowsTarget(t.Name) || !contains(agent.Targets, t.Name) {
+		return policy.Decision{}, false
+	}
+	in := s.input
+	in.Target = policy.Target{Name: t.Name, Kind: t.Kind, Labels: t.Labels}
+	return s.g.policy.Decide(&in, cmds), true
+}

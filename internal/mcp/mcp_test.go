@@ -137,11 +137,12 @@ func TestRenderTable(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	l := &TargetList{Agent: "ci-bot", TokenExpires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-		Targets: []TargetInfo{{Name: "shop", Kind: "postgres", Labels: map[string]string{"env": "prod", "team": "a"}, Tools: []string{"query"}}, {Name: "lake", Kind: "azure-blob"}},
-		Rules:   []PolicyRule{{Name: "no-ddl", Action: "deny", Message: "open a change request"}, {Name: "review-prod-writes", Action: "review", Mode: "async"}, {Name: "reads", Action: "allow"}}}
+		Targets: []TargetInfo{{Name: "shop", Kind: "postgres", Labels: map[string]string{"env": "prod", "team": "a"}, Tools: []string{"query"},
+			Typical: []TypicalVerdict{{What: "write (rows)", Verdict: "needs approval", Rule: "review-prod-writes"}}}, {Name: "lake", Kind: "azure-blob"}},
+		Rules: []PolicyRule{{Name: "no-ddl", Action: "deny", Message: "open a change request"}, {Name: "review-prod-writes", Action: "review", Mode: "async"}, {Name: "reads", Action: "allow"}}}
 	got := summary(l, time.Minute, true)
 	for _, want := range []string{
-		`agent "ci-bot"`, "shop (postgres; env=prod, team=a): tools query", "lake (azure-blob): no MCP tool acts on this kind yet",
+		`agent "ci-bot"`, "shop (postgres; env=prod, team=a): tools query\n      write (rows): needs approval (rule review-prod-writes)\n", "typical verdicts come from the policy itself", "lake (azure-blob): no MCP tool acts on this kind yet",
 		"Allowed:\n  - reads (rule reads)", "Needs a person's approval:\n  - review prod writes (rule review-prod-writes; query is refused with an approval request id)",
 		"Denied:\n  - no ddl (rule no-ddl): open a change request", "default deny", "request_approval",
 	} {

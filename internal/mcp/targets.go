@@ -10,7 +10,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/weir-gw/weir/internal/command"
 	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/policy"
 )
 
 // TargetInfo is one of the agent's targets as list_targets shows it.
@@ -20,6 +22,33 @@ type TargetInfo struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Tools are the MCP tools that act on this target.
 	Tools []string `json:"tools"`
+	// Typical is what the policy does on this target with typical
+	// statements, decided by the real rules.
+	Typical []TypicalVerdict `json:"typical,omitempty"`
+}
+
+// TypicalVerdict is the policy's verdict on one typical statement.
+type TypicalVerdict struct {
+	What    string `json:"what"`
+	Verdict string `json:"verdict"` // allowed, needs approval, denied
+	Rule    string `json:"rule"`
+	Message string `json:"message,omitempty"`
+}
+
+// typicalSQL are the statements list_targets asks the policy about: a plain
+// read, write and schema change of an ordinary table. Rules about specific
+// tables, functions or risks are not covered; the query's own verdict is
+// authoritative.
+var typicalSQL = []struct {
+	what string
+	cmd  command.Command
+}{
+	{"read (SELECT from a table)", command.Command{Protocol: "postgres", Verb: "SELECT", Kind: command.KindRead,
+		Text: "SELECT * FROM example_table", Reads: []string{"example_table"}}},
+	{"write (UPDATE/INSERT/DELETE of rows)", command.Command{Protocol: "postgres", Verb: "UPDATE", Kind: command.KindWrite,
+		Text: "UPDATE example_table SET x = 1", Reads: []string{"example_table"}, Writes: []string{"example_table"}}},
+	{"schema change (CREATE/ALTER/DROP)", command.Command{Protocol: "postgres", Verb: "CREATE TABLE", Kind: command.KindDDL,
+		Text: "CREATE TABLE example_new (x int)", Writes: []string{"example_new"}}},
 }
 
 // PolicyRule is a rule as the agent is told of it: its name, action and
@@ -55,6 +84,8 @@ func RegisterKindTools(kind string, tools ...string) {
 	toolsByKind[kind] = append(toolsByKind[kind], tools...)
 }
 
+var verdictWords = map[policy.Action]string{policy.Allow: "allowed", policy.Review: "needs approval", policy.Deny: "denied"}
+
 func registerTargets(s *Server) {
 	AddTool(s, &mcp.Tool{Name: "list_targets", Title: "What may I do where", Description: listTargetsDescription,
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: ptr(false)}}, s.listTargets)
@@ -73,7 +104,17 @@ func (s *Server) listTargets(ctx context.Context, a *AgentSession, _ struct{}) (
 		if t.Kind == config.KindPostgres && s.opts.Postgres == nil {
 			tools = nil
 		}
-		out.Targets = append(out.Targets, TargetInfo{Name: t.Name, Kind: t.Kind, Labels: maps.Clone(t.Labels), Tools: append([]string{}, tools...)})
+		ti := TargetInfo{Name: t.Name, Kind: t.Kind, Labels: maps.Clone(t.Labels), Tools: append([]string{}, tools...)}
+		if t.Kind == config.KindPostgres {
+			for _, p := range typicalSQL {
+				d, ok := a.Control.Probe(t.Name, []command.Command{p.cmd})
+				if !ok {
+					continue
+				}
+				ti.Typical = append(ti.Typical, TypicalVerdict{What: p.what, Verdict: verdictWords[d.Action], Rule: d.Rule, Message: d.Message})
+			}
+		}
+		out.Targets = append(out.Targets, ti)
 	}
 	for _, r := range cfg.Policy.Rules {
 		pr := PolicyRule{Name: r.Name, Action: r.Action, Message: r.Message}
@@ -110,6 +151,12 @@ func summary(l *TargetList, holdTimeout time.Duration, approvals bool) string {
 			b.WriteString(": no MCP tool acts on this kind yet")
 		}
 		b.WriteByte('\n')
+		for _, v := range t.Typical {
+			fmt.Fprintf(&b, "      %s: %s (rule %s)\n", v.What, v.Verdict, v.Rule)
+		}
+	}
+	if slices.ContainsFunc(l.Targets, func(t TargetInfo) bool { return len(t.Typical) > 0 }) {
+		b.WriteString("(The typical verdicts come from the policy itself for an ordinary table; rules about specific tables, functions or risks may decide otherwise, and query's own verdict is what counts.)\n")
 	}
 	b.WriteString("\nPolicy (rules in order; the first that matches a statement decides; a rule may apply only to some targets, e.g. by their labels):\n")
 	groups := []struct{ action, title string }{

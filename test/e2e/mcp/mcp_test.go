@@ -56,7 +56,28 @@ func TestListTargets(t *testing.T) {
 	if out.Agent != "ci-bot" || len(out.Targets) != 2 || out.Targets[0].Name != "shop" || out.Targets[0].Labels["env"] != "prod" || out.Targets[1].Name != "other" {
 		t.Errorf("targets: %+v", out)
 	}
-	for _, want := range []string{"shop (postgres; env=prod)", "Denied:", "no ddl (rule no-ddl): agents may not change the schema",
+	typical := func(t weirmcp.TargetInfo, what string) string {
+		for _, v := range t.Typical {
+			if strings.HasPrefix(v.What, what) {
+				return v.Verdict + " " + v.Rule
+			}
+		}
+		return ""
+	}
+	// What the real rules do on each target: the same write is reviewed on
+	// prod and matches no rule on dev.
+	for _, tc := range []struct {
+		target     int
+		what, want string
+	}{
+		{0, "read", "allowed reads"}, {0, "write", "needs approval review-prod-writes"}, {0, "schema", "denied no-ddl"},
+		{1, "read", "allowed reads"}, {1, "write", "denied default-deny"},
+	} {
+		if got := typical(out.Targets[tc.target], tc.what); got != tc.want {
+			t.Errorf("%s, %s: %q, want %q", out.Targets[tc.target].Name, tc.what, got, tc.want)
+		}
+	}
+	for _, want := range []string{"shop (postgres; env=prod)", "write (UPDATE/INSERT/DELETE of rows): needs approval (rule review-prod-writes)", "Denied:", "no ddl (rule no-ddl): agents may not change the schema",
 		"Needs a person's approval:", "review-prod-writes", "default deny"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
