@@ -217,6 +217,8 @@ func TestSameVerdictAsPsql(t *testing.T) {
 		{"SELECT * FROM secrets", false, "no-secrets"},
 		{"SELECT s.value FROM (SELECT value FROM public.secrets) s", false, "no-secrets"},
 		{"DROP TABLE orders", false, "no-ddl"},
+		{"SELECT 1; DROP TABLE orders", false, "no-ddl"},                                // corpus P01: decided as a whole
+		{"/* harmless */ DELETE FROM orders WHERE id = 3", false, "review-prod-writes"}, // P07: by the parse tree
 		{"VACUUM orders", false, "no-ddl"},
 		{"SELECT pg_read_file('/etc/passwd')", false, "no-risky"},
 		{"WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d", false, "no-risky"},
