@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/weir-gw/weir/internal/audit"
+	"github.com/weir-gw/weir/internal/gateway"
 	"github.com/weir-gw/weir/internal/mask"
+	"github.com/weir-gw/weir/internal/proxy/postgres"
+	"github.com/weir-gw/weir/internal/tlsutil"
 )
 
 // Column masking by lineage (corpus M01–M07, M09) through real clients
@@ -382,5 +387,81 @@ func TestLineageCountsAudited(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no result record with column:people.ssn=4, column:people.email=4")
+	}
+}
+
+// With policy.masking.allow_equality, exact lookups on a masked column
+// run (flagged masked_lookup for policy and audit); every other use in a
+// predicate is still refused. A second weir with that option serves the
+// same database.
+func TestLineageAllowEquality(t *testing.T) {
+	ctx := context.Background()
+	cfg := *env.cfg
+	cfg.Policy.Masking.AllowEquality = true
+	log := slog.New(slog.NewTextHandler(env.logBuf, nil))
+	gw, err := gateway.New(&cfg, env.st, env.auth, env.aw, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Start(200 * time.Millisecond)
+	t.Cleanup(gw.Close)
+	tlsCfg, err := tlsutil.ServerConfig("", "", env.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := postgres.NewServer(gw, tlsCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	h, p, _ := net.SplitHostPort(ln.Addr().String())
+	tok, claims := token(t, "ci-bot", time.Hour)
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s dbname=shop user=ci-bot password=%s sslmode=require", h, p, tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	var id int
+	var email string
+	if err := conn.QueryRow(ctx, "SELECT id, email FROM people WHERE email = $1", "p3@corp.example").Scan(&id, &email); err != nil {
+		t.Fatal(err)
+	}
+	if id != 3 || strings.Contains(email, "corp.example") {
+		t.Fatalf("lookup: %d %q", id, email)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM people WHERE phone IN ('+1 202 555 0101', '+1 202 555 0102')", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("IN lookup: %d %v", n, err)
+	}
+	for _, q := range []string{
+		"SELECT id FROM people WHERE email LIKE 'p1%'",
+		"SELECT id FROM people WHERE lower(email) = 'p1@corp.example'",
+		"SELECT id FROM people ORDER BY email",
+		"SELECT a.id FROM people a JOIN people b ON a.email = b.email",
+	} {
+		var pe *pgconn.PgError
+		if _, err := conn.Exec(ctx, q); !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "only equality lookups") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	// The lookup reached the policy and the audit log as a risk.
+	flagged := false
+	var session string
+	for _, r := range auditRecords(t) {
+		if r.Type == audit.TypeSessionStart && r.Data["token_id"] == claims.ID {
+			session = r.SessionID
+		}
+		if r.Type == audit.TypeCommand && session != "" && r.SessionID == session && strings.Contains(fmt.Sprint(r.Data), "masked_lookup") {
+			flagged = true
+		}
+	}
+	if !flagged {
+		t.Error("no command record with the masked_lookup risk")
 	}
 }
