@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -113,8 +115,13 @@ func mcpEndpoint(cmd *cobra.Command, url, caFile string) (string, *http.Client, 
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
-		return "", nil, fmt.Errorf("weir's MCP URL %q must start with https:// (or http:// on loopback)", url)
+	u, err := neturl.Parse(url)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", nil, fmt.Errorf("weir's MCP URL %q must be https://HOST:PORT/mcp (or http:// on loopback)", url)
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		// The token would cross the network in clear text.
+		return "", nil, fmt.Errorf("weir's MCP URL %q is plain http to a host that is not loopback; use https", url)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // the token goes to weir only
@@ -122,6 +129,11 @@ func mcpEndpoint(cmd *cobra.Command, url, caFile string) (string, *http.Client, 
 		tr.TLSClientConfig = tlsCfg
 	}
 	return url, &http.Client{Transport: tr}, nil
+}
+
+func loopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // mcpJSONFormat prints a ready MCP client config for the token

@@ -149,7 +149,6 @@ func (s *Server) MetadataHandler() http.Handler {
 			"resource":                 base + Path,
 			"resource_name":            "weir MCP gateway",
 			"bearer_methods_supported": []string{"header"},
-			"resource_documentation":   "https://github.com/weir-gw/weir/blob/main/docs/mcp.md",
 			// Extension members (RFC 9728 §2 allows them): where a weir
 			// token comes from, since there is no authorization server.
 			"weir_token_issue":          "weir token issue --agent NAME (prints a weir token; send it as Authorization: Bearer TOKEN)",
@@ -390,14 +389,14 @@ func AddTool[In any](s *Server, t *mcp.Tool, h ToolFunc[In]) {
 	mcp.AddTool(s.mcp, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 		a, err := s.session(ctx, req)
 		if err != nil {
-			return toolError(err.Error(), nil), nil, nil
+			return toolError(err.Error()), nil, nil
 		}
 		res, out := h(ctx, a, in)
 		return res, out, nil
 	})
 }
 
-func toolError(msg string, out any) *mcp.CallToolResult {
+func toolError(msg string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
 }
 
