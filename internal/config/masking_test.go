@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -30,5 +31,26 @@ func TestMaskingColumns(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error mentioning %q", tc.masking, err, tc.want)
 		}
+	}
+}
+
+// The configuration shown in docs/masking.md is valid.
+func TestMaskingDocsConfig(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/masking.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in docs/masking.md")
+	}
+	masking := strings.TrimPrefix(block, "policy:\n")
+	cfg, err := Parse("weir.yaml", []byte(strings.Replace(valid, "policy:\n", "policy:\n"+masking, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Policy.Masking.Columns) == 0 {
+		t.Fatal("the documented columns were not read")
 	}
 }
