@@ -77,10 +77,12 @@ CREATE ROLE weir_agent LOGIN PASSWORD '` + upstreamPassword + `';
 CREATE TABLE customers (id serial PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, card text);
 CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, total_cents int NOT NULL);
 CREATE TABLE scratch (id serial PRIMARY KEY, note text);
+CREATE UNIQUE INDEX scratch_emails ON scratch(note) WHERE note LIKE '%@%';
 CREATE TABLE secrets (id int, value text);
 INSERT INTO customers (full_name, email, card) SELECT 'Customer ' || g, 'c' || g || '@example.com', '4111 1111 1111 1111' FROM generate_series(1, 50) g;
 INSERT INTO orders (customer_id, total_cents) SELECT 1 + g % 50, g * 100 FROM generate_series(1, 300) g;
 INSERT INTO secrets VALUES (1, 'top');
+INSERT INTO scratch(note) VALUES ('c6@example.com');
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO weir_agent;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO weir_agent;
 `

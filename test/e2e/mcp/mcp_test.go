@@ -171,6 +171,17 @@ func TestMaskedResults(t *testing.T) {
 	if len(out.Rows) != 3 || *out.Rows[0][1] != "c****@e*****.com" || *out.Rows[0][0] != "Customer 1" {
 		t.Errorf("rows: %s", raw)
 	}
+	// Values that come back inside the database's error messages are
+	// masked too (the message and its detail).
+	for _, sql := range []string{
+		"SELECT email::int FROM customers WHERE id = 4",
+		"INSERT INTO scratch(note) SELECT email FROM customers WHERE id = 6",
+	} {
+		text, isErr := call(t, cs, "query", map[string]any{"target": "shop", "sql": sql}, nil)
+		if !isErr || strings.Contains(text, "@example.com") || !strings.Contains(text, "PostgreSQL:") {
+			t.Errorf("%s: %v %q", sql, isErr, text)
+		}
+	}
 	// The result record counts what was masked, in an MCP-protocol session
 	// that carries the client's claimed name.
 	eventually(t, "the masked counts in the audit log", func() bool {
