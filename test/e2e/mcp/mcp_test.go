@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -498,5 +499,41 @@ func TestRevokedTokenEndsSession(t *testing.T) {
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "query", Arguments: map[string]any{"target": "shop", "sql": "SELECT 1"}})
 	if err == nil && !res.IsError {
 		t.Error("a revoked token's session still runs queries")
+	}
+}
+
+// Calls of one MCP session run concurrently across targets and one at a
+// time per target (one PostgreSQL session each), each with its own answer.
+func TestConcurrentCalls(t *testing.T) {
+	tok, _ := token(t, "ci-bot")
+	cs := goClient(t, tok, "e2e-concurrent")
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			target := []string{"shop", "other"}[i%2]
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "query", Arguments: map[string]any{"target": target, "sql": "SELECT $1::int * 2 AS n", "params": []any{i}}})
+			switch {
+			case err != nil:
+				errs <- err
+			case res.IsError:
+				errs <- errors.New(res.Content[0].(*mcp.TextContent).Text)
+			default:
+				var q weirmcp.QueryResult
+				b, _ := json.Marshal(res.StructuredContent)
+				json.Unmarshal(b, &q)
+				if len(q.Rows) != 1 || *q.Rows[0][0] != strconv.Itoa(i*2) {
+					errs <- fmt.Errorf("call %d got %s", i, b)
+				} else {
+					errs <- nil
+				}
+			}
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
