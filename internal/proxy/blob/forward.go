@@ -149,14 +149,17 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 // serve classifies, decides and forwards one authenticated request.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e *entry, rest string, q url.Values) {
 	ctx := r.Context()
+	// What the audit log shows of a request refused before it could be
+	// classified: the request line as sent, bounded.
+	asSent := []command.Command{{Protocol: Protocol, Method: r.Method, Text: r.Method + " " + quote(r.RequestURI)}}
 	p, err := CanonicalPath(rest)
 	if err != nil {
-		h.refuse(w, r, e, nil, http.StatusBadRequest, CodeRefused, err.Error())
+		h.refuse(w, r, e, asSent, http.StatusBadRequest, CodeRefused, err.Error())
 		return
 	}
 	c, err := classify(r.Method, p, q, r.Header, up.copyCheck)
 	if err != nil {
-		h.refuse(w, r, e, nil, http.StatusForbidden, CodeRefused, err.Error())
+		h.refuse(w, r, e, asSent, http.StatusForbidden, CodeRefused, err.Error())
 		return
 	}
 	hdr, bad := upstreamHeaders(r.Header)
@@ -227,7 +230,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 		writeError(w, http.StatusBadGateway, "UnexpectedRedirect", "the storage account answered with a redirect, which weir does not pass on")
 		return
 	}
-	res := h.respond(w, r, resp)
+	res, cut := h.respond(w, r, resp)
 	res.Seq, res.Duration = v.Seq, time.Since(start)
 	e.s.Result(res)
+	if cut {
+		panic(http.ErrAbortHandler)
+	}
 }

@@ -49,9 +49,11 @@ func textLike(ct string) bool {
 }
 
 // respond copies the upstream response to the agent, masking what can
-// carry text, and returns the result summary for the audit log.
-func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) gateway.Result {
-	var res gateway.Result
+// carry text, and returns the result summary for the audit log. cut means
+// the body could not be finished (a decoding limit, a broken upstream
+// stream): the caller records the result and then cuts the connection, so
+// the agent sees a failure rather than a short body that looks complete.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) (res gateway.Result, cut bool) {
 	if resp.StatusCode >= 400 {
 		res.Error = strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("x-ms-error-code")
 	}
@@ -83,7 +85,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 			bufPool.Put(bp)
 			res.Columns, res.Seen = summary(resp.StatusCode, n, false)
 		}
-		return res
+		return res, false
 	}
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	var dec io.Reader
@@ -96,7 +98,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		if cr := resp.Header.Get("Content-Range"); cr != "" && !wholeRange(cr) {
 			// Part of a compressed stream cannot be decoded, so it
 			// cannot be scanned.
-			return h.failClosed(w, res, "a range of a "+enc+"-encoded text blob cannot be masked; download it whole")
+			return h.failClosed(w, res, "a range of a "+enc+"-encoded text blob cannot be masked; download it whole"), false
 		}
 		var err error
 		if enc == "deflate" {
@@ -105,11 +107,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 			dec, err = gzip.NewReader(cr)
 		}
 		if err != nil {
-			return h.failClosed(w, res, "the "+enc+" body from the storage account is corrupt, so weir cannot mask it")
+			return h.failClosed(w, res, "the "+enc+" body from the storage account is corrupt, so weir cannot mask it"), false
 		}
 		dec = &boundReader{r: dec, in: cr, max: h.maxDec, ratio: h.maxRat}
 	default:
-		return h.failClosed(w, res, fmt.Sprintf("the blob has Content-Encoding %s, which weir cannot decode to mask it; store it as identity, gzip or deflate", quote(enc)))
+		return h.failClosed(w, res, fmt.Sprintf("the blob has Content-Encoding %s, which weir cannot decode to mask it; store it as identity, gzip or deflate", quote(enc))), false
 	}
 	for _, k := range integrityHeaders {
 		out.Del(k)
@@ -146,11 +148,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 			res.Error = "response not completed"
 		}
 		h.log.Warn("blob: response cut", "err", err)
-		// The body so far was masked; cut the connection so the agent
-		// sees a failure rather than a short, valid-looking body.
-		panic(http.ErrAbortHandler)
+		return res, true
 	}
-	return res
+	return res, false
 }
 
 func summary(status int, n int64, masked bool) ([]string, [][]*string) {

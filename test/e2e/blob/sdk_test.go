@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azpolicy "github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -304,5 +305,35 @@ func TestRevokedTokenStops(t *testing.T) {
 			t.Fatal("a revoked token still works")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// H17: a gzip bomb in a text blob is cut off, never passed on unscanned
+// or decoded without bound.
+func TestGzipBombCut(t *testing.T) {
+	ctx := context.Background()
+	var zb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+	zw.Write(bytes.Repeat([]byte("a"), 64<<20))
+	zw.Close()
+	_, err := env.direct.UploadBuffer(ctx, "reports", "bomb.txt", zb.Bytes(), &azblob.UploadBufferOptions{
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("text/plain"), BlobContentEncoding: to.Ptr("gzip")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := connString(t)
+	c, err := azblob.NewClientFromConnectionString(cs, &azblob.ClientOptions{ClientOptions: azpolicy.ClientOptions{Retry: azpolicy.RetryOptions{MaxRetries: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.DownloadStream(ctx, "reports", "bomb.txt", nil)
+	if err != nil {
+		return // refused outright is fine too
+	}
+	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: -1})
+	n, err := io.Copy(io.Discard, body)
+	resp.Body.Close()
+	if err == nil || n >= 64<<20 {
+		t.Fatalf("read %d bytes of a %d:1 gzip bomb without an error", n, (64<<20)/zb.Len())
 	}
 }
