@@ -278,16 +278,48 @@ func TestServeAndStdioBridge(t *testing.T) {
 	if _, isErr := call(t, cs, "query", map[string]any{"target": "shop", "sql": "DROP TABLE orders"}, &f); !isErr || f.Rule != "no-ddl" {
 		t.Errorf("denied through the bridge: %+v", f)
 	}
-	// The operator sees both sessions of this MCP session: the SQL in the
-	// PostgreSQL one, the tool calls in the agent one.
-	cs.Close()
-	weir := func(args ...string) string {
-		out, err := exec.Command(bin, append(args, "--config", cfgPath)...).CombinedOutput()
+	weirEnv := func(env []string, args ...string) string {
+		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
+		cmd.Env = append(os.Environ(), env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("weir %v: %v\n%s", args, err, out)
+			t.Fatalf("weir %v: %v\n%s", args, err, stderr.String())
 		}
 		return string(out)
 	}
+	weir := func(args ...string) string { return weirEnv(nil, args...) }
+	// The agent asks for approval; a person sees it with `weir approvals`
+	// like any held request, approves it, and the agent's query runs once.
+	update := map[string]any{"target": "shop", "sql": "UPDATE orders SET total_cents = total_cents + 1 WHERE id = $1", "params": []any{"150"}}
+	ask := map[string]any{"justification": "order 150: refund the rounding error (DEMO-9)"}
+	for k, v := range update {
+		ask[k] = v
+	}
+	var ans weirmcp.ApprovalAnswer
+	if text, isErr := call(t, cs, "request_approval", ask, &ans); isErr || ans.ApprovalRequestID == 0 {
+		t.Fatalf("request_approval through the bridge: %s", text)
+	}
+	id := fmt.Sprint(ans.ApprovalRequestID)
+	admin := []string{"WEIR_ADMIN_TOKEN=" + strings.TrimSpace(weir("admin", "token", "issue", "--name", "alice", "--role", "approver"))}
+	if list := weirEnv(admin, "approvals", "list"); !strings.Contains(list, "UPDATE orders SET total_cents") {
+		t.Errorf("weir approvals list:\n%s", list)
+	}
+	if show := weirEnv(admin, "approvals", "show", id); !strings.Contains(show, "agent_justification=order 150: refund the rounding error (DEMO-9)") ||
+		!strings.Contains(show, "mcp_client_name=e2e-stdio") {
+		t.Errorf("weir approvals show:\n%s", show)
+	}
+	weirEnv(admin, "approvals", "approve", id, "--reason", "checked")
+	before := orderTotal(t, 150)
+	var uq weirmcp.QueryResult
+	if text, isErr := call(t, cs, "query", update, &uq); isErr || uq.Command != "UPDATE 1" || orderTotal(t, 150) != before+1 {
+		t.Errorf("approved query through the bridge: %s %+v", text, uq)
+	}
+
+	// The operator sees both sessions of this MCP session: the SQL in the
+	// PostgreSQL one, the tool calls in the agent one.
+	cs.Close()
 	var lastReplay string
 	defer func() {
 		if t.Failed() {
@@ -308,6 +340,7 @@ func TestServeAndStdioBridge(t *testing.T) {
 		r := all.String()
 		lastReplay = r
 		return len(ids) == 2 && strings.Contains(r, "via mcp") && strings.Contains(r, "DENY by rule \"no-ddl\"") &&
+			strings.Contains(r, "allowed by rule \"review-prod-writes (approved)\"") &&
 			strings.Contains(r, "tool:query") && strings.Contains(r, "rule:no-ddl") && strings.Contains(r, "masked 1 email")
 	})
 	// A refused token ends the bridge with weir's reason.
