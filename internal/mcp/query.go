@@ -73,7 +73,7 @@ type ToolFailure struct {
 }
 
 const queryDescription = `Run SQL on a PostgreSQL target through weir, exactly as if the agent used psql: weir classifies every statement, decides with the policy, holds or refuses what needs a human's approval, records it in the audit log and masks sensitive values in the results.
-What the policy allows differs per target: call list_targets first. Typically reads are allowed, writes to production need approval, schema changes and risky functions are denied.
+What the policy allows differs per deployment and target: call list_targets first (often reads are allowed, writes to production need approval, schema changes and risky functions are denied, but list_targets says what holds here).
 To stay inside the policy: send one clear statement at a time, with $1, $2 placeholders and params for values; add LIMIT (and ORDER BY with OFFSET to page through large results). Results are capped at max_rows rows and 64 KiB; row_count tells how many there were.
 If a statement needs approval: call request_approval with the same target, sql and params and a justification, follow it with approval_status, then call query again with exactly the same sql and params. A denied statement is denied again if retried unchanged. Statements run in one session per target for this MCP session (BEGIN/COMMIT span calls).`
 
@@ -288,11 +288,15 @@ func explainError(err error, rules []config.Rule) *ToolFailure {
 		if pe.Hint != "" {
 			f.Error += " Hint: " + pe.Hint
 		}
+		if pe.Severity == "FATAL" {
+			// A refused or ended connection: weir's front end said it
+			// (login refused, token revoked, upstream unreachable).
+			f.Error = "weir: the connection to the target was refused or ended: " + f.Error
+			f.NextStep = "check the target name and your token (list_targets); a revoked or expired token needs a new one"
+			return f
+		}
 		f.Error = "PostgreSQL: " + f.Error
 		f.NextStep = "fix the statement and call query again"
-		if pe.Severity == "FATAL" {
-			f.NextStep = "check the target name and your token (list_targets); the connection was refused"
-		}
 		return f
 	}
 	f.Reference = pe.Hint
