@@ -366,8 +366,9 @@ func (c *clientConn) maskRow(m *mask.Masker, raw, body []byte, h *expect) ([]byt
 		return nil, &maskError{"malformed DataRow from the server"}
 	}
 	n := int(binary.BigEndian.Uint16(body))
-	out := make([]byte, 0, len(raw)+32)
-	out = append(out, raw[:7]...)
+	// The relay copies the message into its writer before reading the
+	// next one, so one buffer serves every row.
+	out := append(c.rowBuf[:0], raw[:7]...)
 	p := 2
 	for i := 0; i < n; i++ {
 		if p+4 > len(body) {
@@ -417,6 +418,7 @@ func (c *clientConn) maskRow(m *mask.Masker, raw, body []byte, h *expect) ([]byt
 		binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
 	}
 	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
+	c.rowBuf = out
 	return out, nil
 }
 
@@ -496,7 +498,7 @@ func (c *clientConn) maskCopyRow(m *mask.Masker, body []byte, h *expect) []byte 
 		fields = splitTab(row)
 	}
 	n := len(fields)
-	out := make([]byte, 0, len(body)+32)
+	out := append(c.rowBuf[:0], 'd', 0, 0, 0, 0)
 	for i, f := range fields {
 		if i > 0 {
 			if csv {
@@ -540,7 +542,9 @@ func (c *clientConn) maskCopyRow(m *mask.Masker, body []byte, h *expect) []byte 
 		}
 	}
 	out = append(out, eol...)
-	return buildFrame('d', out)
+	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
+	c.rowBuf = out
+	return out
 }
 
 func splitTab(row []byte) [][]byte {

@@ -90,6 +90,7 @@ type clientConn struct {
 	copyBinary bool           // the current COPY TO is in binary format
 	masked     mask.Counts    // values masked since the last finished unit
 	maskedCols map[string]int // values masked per column rule, likewise
+	rowBuf     []byte         // reused for rows rebuilt by column masking
 	rec        recording      // rows the agent saw, for replay
 
 	termOnce  sync.Once
