@@ -3,9 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/md5"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -463,5 +467,62 @@ func TestLineageAllowEquality(t *testing.T) {
 	}
 	if !flagged {
 		t.Error("no command record with the masked_lookup risk")
+	}
+}
+
+// M08: secrets in free text, in a column no lineage rule masks, are masked
+// by the detectors after Unicode normalization, for pgx and psql alike.
+func TestContentSecretsInFreeText(t *testing.T) {
+	ctx := context.Background()
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(edKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	jwt := b64(`{"alg":"HS256","typ":"JWT"}`) + "." + b64(`{"sub":"1234567890","name":"John Doe"}`) + ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+	sig := "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEf%3D"
+	storageKey := "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	secrets := map[string]string{ // note → the part that must not come back
+		"DefaultEndpointsProtocol=https;AccountName=lake;AccountKey=" + storageKey + ";EndpointSuffix=core.windows.net": storageKey[:40],
+		"download https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&se=2030-01-01T00:00:00Z&sp=r&sig=" + sig:     sig[:20],
+		`{"access_token":"` + jwt + `"}`:                               jwt[40:],
+		"key:\n" + pemKey:                                              pemKey[40:80],
+		"pay to DE89370400440532013000 please":                         "370400440532013000",
+		"card 4242\u200b4242\u200b4242\u200b4242 exp 12/30":            "4242\u200b4242\u200b4242",
+		`{"customer": {"card": "4000 0566 5566 5556", "note": "vip"}}`: "0566 5566",
+		"server=db;Password=Sup3r-S3cret-Pw;User Id=app":               "Sup3r-S3cret-Pw",
+	}
+	conn := connect(t, "shop")
+	tag := "m08-" + time.Now().Format("150405.000000")
+	for note := range secrets {
+		if _, err := conn.Exec(ctx, "INSERT INTO scratch(note) VALUES ($1)", tag+" "+note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := "SELECT note FROM scratch WHERE note LIKE '" + tag + "%'"
+	var got []string
+	for _, m := range modes {
+		raw, _, err := readAll(t, conn, q, m.opts)
+		if err != nil {
+			t.Fatalf("[%s] %v", m.name, err)
+		}
+		got = append(got, string(bytes.Join(raw, []byte("\n"))))
+	}
+	out, err := psql(t, dsn(mustToken(t), "shop", "require"), q)
+	if err != nil {
+		t.Fatalf("psql: %v %s", err, out)
+	}
+	got = append(got, out)
+	for _, g := range got {
+		if n := strings.Count(g, tag); n != len(secrets) {
+			t.Fatalf("%d rows, want %d: %q", n, len(secrets), g)
+		}
+		for note, part := range secrets {
+			if strings.Contains(g, part) {
+				t.Errorf("secret of %.40q came back: %q", note, part)
+			}
+		}
 	}
 }
