@@ -579,6 +579,19 @@ func transcript(out io.Writer, evs []event) error {
 				fmt.Fprintln(w)
 			}
 			printRows(w, e.Data)
+		case "session.note":
+			if str(e.Data, "event") != "mcp.tool_call" {
+				fmt.Fprintf(w, "[%s] (%s) %v\n", ts, e.Type, e.Data)
+				break
+			}
+			// An MCP tool call; its SQL, if any, is in the target's own session.
+			fmt.Fprintf(w, "[%s] tool %s", ts, str(e.Data, "tool"))
+			for _, k := range []string{"target", "approval_id", "outcome", "rule", "reason"} {
+				if v, ok := e.Data[k]; ok && fmt.Sprint(v) != "" {
+					fmt.Fprintf(w, " %s=%v", k, v)
+				}
+			}
+			fmt.Fprintln(w)
 		case audit.TypeSessionEnd:
 			fmt.Fprintf(w, "\n-- session ended at %s: %s; %d statements, %d denied, %d rows, %d ms\n", e.Time.Local().Format(time.RFC3339),
 				str(e.Data, "reason"), num(e.Data, "statements"), num(e.Data, "denied"), num(e.Data, "rows"), num(e.Data, "duration_ms"))

@@ -341,7 +341,7 @@ func TestServeAndStdioBridge(t *testing.T) {
 		lastReplay = r
 		return len(ids) == 2 && strings.Contains(r, "via mcp") && strings.Contains(r, "DENY by rule \"no-ddl\"") &&
 			strings.Contains(r, "allowed by rule \"review-prod-writes (approved)\"") &&
-			strings.Contains(r, "tool:query") && strings.Contains(r, "rule:no-ddl") && strings.Contains(r, "masked 1 email")
+			strings.Contains(r, "tool query") && strings.Contains(r, "rule=no-ddl") && strings.Contains(r, "masked 1 email")
 	})
 	// A refused token ends the bridge with weir's reason.
 	_, stderr, err = connect(tok[:len(tok)-3] + "xyz")
