@@ -182,7 +182,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 	}
 	if length < 0 {
 		// Azure needs a length; a chunked upload cannot be signed.
-		h.refuse(w, r, e, cmds, http.StatusLengthRequired, "MissingContentLengthHeader", "send Content-Length (weir does not forward chunked uploads)")
+		h.refuse(w, r, e, cmds, http.StatusLengthRequired, CodeRefused, "send Content-Length (weir does not forward chunked uploads)")
 		return
 	}
 	v := e.s.Decide(ctx, gateway.Request{Commands: cmds, Via: "blob"})

@@ -38,6 +38,12 @@ func TestAzCLI(t *testing.T) {
 		t.Fatalf("download not masked:\n%s", got)
 	}
 
+	// Without -f, az writes the blob to stdout (the README demo's line).
+	out, err = az(t, "storage", "blob", "download", "-c", "reports", "-n", "customers.csv", "--connection-string", cs, "-o", "none")
+	if err != nil || !strings.Contains(out, "Ada Lovelace") || strings.Contains(out, "ada@example.com") {
+		t.Fatalf("download to stdout: %v\n%s", err, out)
+	}
+
 	up := filepath.Join(dir, "up.txt")
 	os.WriteFile(up, []byte("from az\n"), 0o600)
 	if out, err = az(t, "storage", "blob", "upload", "-c", "scratch", "-n", "az/up.txt", "-f", up, "--connection-string", cs); err != nil {
