@@ -236,6 +236,22 @@ agents:
 		fmt.Fprintln(os.Stderr, "FAIL: weir's log contains the upstream account key")
 		code = 1
 	}
+	// Nor may the audit log hold it, and every record must still chain.
+	recs, err := env.st.ReadAudit(ctx, 0, 10000000)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		if strings.Contains(string(r.Data), accountKey) {
+			fmt.Fprintln(os.Stderr, "FAIL: the audit log contains the upstream account key")
+			code = 1
+		}
+	}
+	aw.Close() // flush the results still queued
+	if rep, err := audit.Verify(ctx, env.st, env.auth.PublicKeys()); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the audit chain does not verify: %v (%+v)\n", err, rep)
+		code = 1
+	}
 	return code, nil
 }
 

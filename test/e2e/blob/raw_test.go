@@ -215,3 +215,31 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 		t.Fatal("an ambiguously framed upload landed")
 	}
 }
+
+// H10: an absolute-form request target could name another host; weir
+// takes only origin-form targets under /blob/.
+func TestAbsoluteFormRefused(t *testing.T) {
+	acct, key := agentCreds(t)
+	resp, body := rawRequest(t, "GET", "http://evilcorp.blob.core.windows.net/blob/lake/reports/customers.csv", nil, acct, key)
+	if resp.StatusCode != 400 || strings.Contains(body, "Lovelace") {
+		t.Fatalf("status %d body %s", resp.StatusCode, body)
+	}
+}
+
+// H16: range reads go through policy (attrs.range); an allowed range of
+// a text blob is masked.
+func TestRangeReads(t *testing.T) {
+	acct, key := agentCreds(t)
+	resp, body := rawRequest(t, "GET", "/blob/lake/secret-ranges/a.txt", map[string]string{"x-ms-range": "bytes=0-7"}, acct, key)
+	if resp.StatusCode != 403 || !strings.Contains(body, "range-reads-of-reports") || strings.Contains(body, "01234567") {
+		t.Fatalf("a range read the policy denies: status %d body %s", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, "GET", "/blob/lake/secret-ranges/a.txt", nil, acct, key)
+	if resp.StatusCode != 200 || body != "0123456789abcdef\n" {
+		t.Fatalf("the whole blob: status %d body %q", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, "GET", "/blob/lake/reports/customers.csv", map[string]string{"Range": "bytes=40-100"}, acct, key)
+	if resp.StatusCode != 206 || strings.Contains(body, "ada@example.com") || !strings.Contains(resp.Header.Get("Content-Range"), "bytes 40-100/") {
+		t.Fatalf("an allowed range: status %d %v body %q", resp.StatusCode, resp.Header, body)
+	}
+}
