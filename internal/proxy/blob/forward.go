@@ -180,6 +180,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 		body, length = bytes.NewReader(b.body), int64(len(b.body))
 		hdr.Set("Content-Type", "multipart/mixed; boundary="+b.boundary)
 	}
+	if length > 0 && c.Operation != "BlobBatch" {
+		// An approval is bound to the command's text: with the length (and
+		// the client's own checksum, when it sent one) a grant for one
+		// upload does not cover a different one of another size.
+		cmds[0].Text += " (" + strconv.FormatInt(length, 10) + " bytes"
+		if md5 := r.Header.Get("Content-MD5"); md5 != "" {
+			cmds[0].Text += ", md5 " + md5
+		}
+		cmds[0].Text += ")"
+	}
 	if length < 0 {
 		// Azure needs a length; a chunked upload cannot be signed.
 		h.refuse(w, r, e, cmds, http.StatusLengthRequired, CodeRefused, "send Content-Length (weir does not forward chunked uploads)")
