@@ -7,6 +7,7 @@
 #   PGBENCH=1 bench/bigselect.sh          # also pgbench -S with masking columns configured
 #   RECORD=0 bench/bigselect.sh           # print, do not append to bench/RESULTS.md
 #   KEEP=1 bench/bigselect.sh             # keep the work directory (logs)
+#   DETECTORS=none bench/bigselect.sh     # column masking only, no content detectors
 #
 # The table big(id, email, note, amount, created_at) is filled until its
 # text result is about SIZE_MB MiB. weir masks big.email by column lineage
@@ -27,7 +28,8 @@ SIZE_MB=${SIZE_MB:-1024}
 RECORD=${RECORD:-1}
 PG_PORT=${PG_PORT:-56442}
 WEIR_PORT=${WEIR_PORT:-56444}
-CMDLINE="SIZE_MB=$SIZE_MB${PGBENCH:+ PGBENCH=$PGBENCH} bench/bigselect.sh"
+DETECTORS=${DETECTORS:-all}
+CMDLINE="SIZE_MB=$SIZE_MB${PGBENCH:+ PGBENCH=$PGBENCH} DETECTORS=$DETECTORS bench/bigselect.sh"
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=$PATH:/usr/local/go/bin
@@ -142,6 +144,9 @@ policy:
     columns: [big.email, pgbench_accounts.filler]
     format: partial
 EOF
+if [[ $DETECTORS == none ]]; then
+	echo "    detectors: []" >>"$WORK/weir.yaml"
+fi
 BENCH_PG_PASSWORD=$PW setsid "$WEIR" serve --config "$WORK/weir.yaml" </dev/null >"$WORK/weir.log" 2>&1 &
 WEIR_PID=$!
 for i in $(seq 1 150); do
@@ -201,7 +206,7 @@ report=$(
 
 - command: \`$CMDLINE\`
 - machine: $(nproc) cores ($cpu); $("$BIN/postgres" --version), fsync=off; client psql, all over 127.0.0.1, plaintext
-- weir: \`policy.masking.columns: [big.email]\` (lineage; partial format) and every detector over every other value; $ROWS rows of (id, email, note, amount, created_at)
+- weir: \`policy.masking.columns: [big.email]\` (lineage; partial format); detectors: $DETECTORS (all: every detector over every other value); $ROWS rows of (id, email, note, amount, created_at)
 - **weir peak RSS (VmHWM) over all runs: $RSS MiB** (target < 100 MiB)
 
 | read | MiB of text | direct s | weir s | direct MiB/s | weir MiB/s | weir/direct throughput |
