@@ -265,13 +265,13 @@ func sensitiveAction(types []string, action string) bool {
 }
 
 var adminTypes = map[string]bool{
-	"microsoft.authorization/roleassignments":       true,
-	"microsoft.authorization/roledefinitions":       true,
-	"microsoft.authorization/policyassignments":     true,
-	"microsoft.authorization/policydefinitions":     true,
-	"microsoft.authorization/locks":                 true,
-	"microsoft.authorization/roleeligibilityschedulerequests": true,
-	"microsoft.authorization/roleassignmentschedulerequests":  true,
+	"microsoft.authorization/roleassignments":                                       true,
+	"microsoft.authorization/roledefinitions":                                       true,
+	"microsoft.authorization/policyassignments":                                     true,
+	"microsoft.authorization/policydefinitions":                                     true,
+	"microsoft.authorization/locks":                                                 true,
+	"microsoft.authorization/roleeligibilityschedulerequests":                       true,
+	"microsoft.authorization/roleassignmentschedulerequests":                        true,
 	"microsoft.managedidentity/userassignedidentities/federatedidentitycredentials": true,
 }
 

@@ -138,6 +138,13 @@ policy:
       when: '"role_assignment" in command.risks'
       action: deny
       message: agents never change who may do what; ask the platform team
+    - name: no-opaque-or-code
+      when: '"opaque_template" in command.risks || "code_execution" in command.risks'
+      action: deny
+      message: deployments must carry their template inline and run no scripts
+    - name: no-vault-backups
+      when: 'command.protocol == "keyvault" && command.attrs.operation == "backup"'
+      action: deny
     - name: review-secret-reads
       when: 'command.protocol == "arm" && "secret_read" in command.risks'
       action: review
@@ -264,6 +271,22 @@ func (f *fake) saw(s string) bool {
 		}
 	}
 	return false
+}
+
+// count is how many requests whose path and query contain s reached the fake.
+func (f *fake) count(s string) int {
+	if s == "" {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.reqs {
+		if strings.Contains(r.Path+"?"+r.RawQuery, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fake) last(s string) (recorded, bool) {
