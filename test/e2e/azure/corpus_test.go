@@ -201,4 +201,3 @@ func miToken(t *testing.T, tok, resource string) string {
 	}
 	return out.AccessToken
 }
-
