@@ -68,7 +68,7 @@ func connectionStringFormat(cfg *config.Config, target, token string, claims ide
 	if err != nil {
 		return "", err
 	}
-	return blob.ConnectionString(base+blob.Prefix+target, token, claims.ID, secret), nil
+	return blob.ConnectionString(base+blob.Prefix+target, claims.ID, secret), nil
 }
 
 // httpBaseURL is how an agent on this machine reaches listen.http: http

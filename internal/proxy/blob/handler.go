@@ -322,15 +322,15 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		return nil, http.StatusBadRequest, "InvalidAuthenticationInfo", "the request has more than one Authorization header"
 	}
 	scheme, cred, _ := strings.Cut(auth[0], " ")
-	var token, account, sig string
+	var token, tokenID, account, sig string
 	switch scheme {
 	case "SharedKey":
 		var ok bool
 		account, sig, ok = strings.Cut(cred, ":")
-		if !ok || strings.Count(account, ".") != 2 {
+		if !ok || !isTokenID(account) {
 			return nil, http.StatusForbidden, CodeAuth, "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
 		}
-		token = account
+		tokenID = account
 	case "Bearer":
 		token = strings.TrimSpace(cred)
 		if strings.Count(token, ".") != 2 {
@@ -349,8 +349,15 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		if err != nil || h.now().Sub(t).Abs() > maxClockSkew {
 			return nil, http.StatusForbidden, CodeAuth, "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
 		}
+		// The signature proves the client holds the key derived for this
+		// token id, so it is checked before the token is looked up: the
+		// token itself never travels.
+		if !verifySharedKey(DeriveKey(h.secret, tokenID), sig, r.Method, r.Header, account, rawPath, rawQuery) {
+			h.log.Info("blob: SharedKey signature mismatch", "token_id", tokenID, "target", target, "client", r.RemoteAddr)
+			return nil, http.StatusForbidden, CodeAuth, "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
+		}
 	}
-	e, err := h.session(r.Context(), token, target, r.RemoteAddr)
+	e, err := h.session(r.Context(), token, tokenID, target, r.RemoteAddr)
 	if err != nil {
 		var ae *gateway.AuthError
 		if errors.As(err, &ae) {
@@ -359,20 +366,19 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		h.log.Error("blob: opening session", "err", err)
 		return nil, http.StatusServiceUnavailable, "ServerBusy", "weir could not check the token right now; try again later"
 	}
-	if scheme == "SharedKey" && !verifySharedKey(e.key, sig, r.Method, r.Header, account, rawPath, rawQuery) {
-		e.inflight.Add(-1)
-		e.s.Decide(r.Context(), gateway.Request{Via: "blob", Refusal: "the SharedKey signature does not match"})
-		return nil, http.StatusForbidden, CodeAuth, "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
-	}
 	return e, 0, "", ""
 }
 
 // session returns the token's live session on target, opening one
 // (through gateway.Authenticate, which verifies and audits) when there is
-// none. The entry is marked in flight.
-func (h *Handler) session(ctx context.Context, token, target, addr string) (*entry, error) {
-	sum := sha256.Sum256([]byte(token))
-	k := string(sum[:]) + "\x00" + target
+// none. The token is either a bearer token or, for SharedKey, the id of the
+// token whose derived key signed the request. The entry is marked in flight.
+func (h *Handler) session(ctx context.Context, token, tokenID, target, addr string) (*entry, error) {
+	k := "id\x00" + tokenID + "\x00" + target
+	if tokenID == "" {
+		sum := sha256.Sum256([]byte(token))
+		k = string(sum[:]) + "\x00" + target
+	}
 	get := func() *entry {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -399,7 +405,7 @@ func (h *Handler) session(ctx context.Context, token, target, addr string) (*ent
 	if e := get(); e != nil {
 		return e, nil
 	}
-	s, err := h.gw.Authenticate(ctx, gateway.AuthRequest{Protocol: Protocol, Token: token, Target: target, ClientAddr: addr})
+	s, err := h.gw.Authenticate(ctx, gateway.AuthRequest{Protocol: Protocol, Token: token, TokenID: tokenID, Target: target, ClientAddr: addr})
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +419,20 @@ func (h *Handler) session(ctx context.Context, token, target, addr string) (*ent
 	h.sessions[k] = e
 	h.mu.Unlock()
 	return e, nil
+}
+
+// isTokenID reports whether s has the form of a weir token id ("tok_" and
+// 24 lower-case hex digits), the AccountName of a weir connection string.
+func isTokenID(s string) bool {
+	if len(s) != 28 || !strings.HasPrefix(s, "tok_") {
+		return false
+	}
+	for _, c := range s[4:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // refuse audits a refusal the front end found before the policy could see

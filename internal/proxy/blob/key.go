@@ -47,14 +47,16 @@ func LoadSecret(dataDir string) ([]byte, error) {
 	return b, f.Close()
 }
 
-// ConnectionString is what an agent gets for a target: its weir token as
-// the account name (the SDK sends it in every SharedKey header, which is
-// how weir knows the token) and the key derived for that token.
-// blobEndpoint is weir's URL for the target (…/blob/<target>).
-func ConnectionString(blobEndpoint, token, tokenID string, secret []byte) string {
+// ConnectionString is what an agent gets for a target: its weir token's id
+// as the account name (the SDK sends it in every SharedKey header, which is
+// how weir knows whose key signed) and the key derived for that token id.
+// The token itself is not in it and never travels: the key only proves
+// possession, and only to this weir. blobEndpoint is weir's URL for the
+// target (…/blob/<target>).
+func ConnectionString(blobEndpoint, tokenID string, secret []byte) string {
 	proto := "https"
 	if strings.HasPrefix(blobEndpoint, "http://") {
 		proto = "http"
 	}
-	return fmt.Sprintf("DefaultEndpointsProtocol=%s;AccountName=%s;AccountKey=%s;BlobEndpoint=%s", proto, token, base64.StdEncoding.EncodeToString(DeriveKey(secret, tokenID)), blobEndpoint)
+	return fmt.Sprintf("DefaultEndpointsProtocol=%s;AccountName=%s;AccountKey=%s;BlobEndpoint=%s", proto, tokenID, base64.StdEncoding.EncodeToString(DeriveKey(secret, tokenID)), blobEndpoint)
 }

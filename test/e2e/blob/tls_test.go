@@ -37,7 +37,7 @@ func TestOverTLS(t *testing.T) {
 	defer srv.Close()
 	certFile := filepath.Join(env.dataDir, "tls", "server.crt")
 	tok, claims := token(t, "ci-bot", time.Hour)
-	cs := weirblob.ConnectionString(srv.URL+weirblob.Prefix+"lake", tok, claims.ID, env.secret)
+	cs := weirblob.ConnectionString(srv.URL+weirblob.Prefix+"lake", claims.ID, env.secret)
 	if !strings.HasPrefix(cs, "DefaultEndpointsProtocol=https;") {
 		t.Fatalf("connection string %s", cs)
 	}
