@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weir-gw/weir/internal/command"
 )
 
 // testCatalog is a fixed catalog shaped like what the adapter reads from
@@ -318,12 +320,36 @@ func FuzzLineage(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	// Every golden case (lineage and classification) is a seed.
+	files, _ := filepath.Glob(filepath.Join("testdata", "*", "*.sqltest"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, c := range strings.Split(string(data), "\n=== ")[1:] {
+			_, rest, _ := strings.Cut(c, "\n")
+			if sql, _, ok := strings.Cut(rest, "\n----\n"); ok {
+				f.Add(sql)
+			}
+		}
+	}
 	cat, rules := newTestCatalog(), testRules(f, true)
 	f.Fuzz(func(t *testing.T, sql string) {
 		p1, err1 := PlanMasking(sql, cat, rules)
 		p2, err2 := PlanMasking(sql, cat, rules)
 		if (err1 == nil) != (err2 == nil) || len(p1) != len(p2) {
 			t.Fatalf("not deterministic: %v / %v", err1, err2)
+		}
+		// A panic is turned into a refusal; the fuzzer must still see it.
+		var ce *ClassifyError
+		if errors.As(err1, &ce) && strings.Contains(ce.Reason, "internal error in lineage") {
+			t.Fatalf("panic in the resolver: %v", ce.Reason)
+		}
+		if err1 == nil {
+			if _, cerr := Classify(sql); cerr == nil && len(p1) != len(mustClassify(t, sql)) {
+				t.Fatalf("%d plans for %d statements", len(p1), len(mustClassify(t, sql)))
+			}
 		}
 	})
 }
@@ -367,4 +393,12 @@ func TestLineageConstDependent(t *testing.T) {
 	if err != nil || p[0].ConstDependent {
 		t.Errorf("a plan reading no constant is const-dependent: %v %+v", err, p)
 	}
+}
+
+func mustClassify(t *testing.T, sql string) []command.Command {
+	cmds, err := Classify(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmds
 }
