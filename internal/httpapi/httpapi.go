@@ -85,14 +85,39 @@ func New(opts Options) http.Handler {
 	if s.appr != nil {
 		s.approvalRoutes(mux)
 	}
+	// Subtree mounts ("/blob/") get their requests before the ServeMux,
+	// which would answer a path with dot segments or "//" with a redirect
+	// to the cleaned path: such a front end canonicalizes (and refuses)
+	// paths itself, once, on what the client sent.
+	var subtrees []mount
 	for pattern, h := range opts.Mounts {
+		if strings.HasSuffix(pattern, "/") && !strings.Contains(pattern, " ") {
+			subtrees = append(subtrees, mount{prefix: pattern, h: h})
+			continue
+		}
 		mux.Handle(pattern, h)
 	}
 	route(mux, http.MethodGet, "/v1/whoami", s.requireRole(identity.RoleApprover, identity.RoleAdmin, identity.RoleAuditor)(http.HandlerFunc(s.whoami)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
-	return securityHeaders(mux)
+	if len(subtrees) == 0 {
+		return securityHeaders(mux)
+	}
+	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range subtrees {
+			if strings.HasPrefix(r.URL.Path, m.prefix) {
+				m.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	}))
+}
+
+type mount struct {
+	prefix string
+	h      http.Handler
 }
 
 // route registers h for method and path, and a JSON 405 for other methods.

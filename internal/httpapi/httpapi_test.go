@@ -455,3 +455,38 @@ type stubExchanger struct{}
 func (stubExchanger) Exchange(context.Context, string, string, string) (string, identity.Claims, error) {
 	return "", identity.Claims{}, &identity.ExchangeError{Reason: identity.ErrExchangeSignature, Rule: -1}
 }
+
+// A subtree mount sees the path the client sent (its own canonicalizer
+// refuses dot segments); an exact mount goes through the ServeMux; other
+// paths still reach the API.
+func TestMounts(t *testing.T) {
+	var got []string
+	rec := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got = append(got, name+" "+r.URL.Path)
+			w.WriteHeader(http.StatusTeapot)
+		})
+	}
+	h := New(Options{Audit: func(context.Context, audit.Event) error { return nil },
+		Mounts: map[string]http.Handler{"/blob/": rec("blob"), "/mcp": rec("mcp")}})
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/blob/lake/a/../b", http.StatusTeapot, "blob /blob/lake/a/../b"},
+		{"/blob/lake//x", http.StatusTeapot, "blob /blob/lake//x"},
+		{"/mcp", http.StatusTeapot, "mcp /mcp"},
+		{"/v1/nothing", http.StatusNotFound, ""},
+	} {
+		got = nil
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", tc.path, nil))
+		if w.Code != tc.status || (tc.want != "" && (len(got) != 1 || got[0] != tc.want)) {
+			t.Errorf("%s: status %d, handled %v", tc.path, w.Code, got)
+		}
+		if w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no security headers", tc.path)
+		}
+	}
+}
