@@ -546,6 +546,14 @@ func (r *resolver) selectStmt(s *pg_query.SelectStmt, outer *scope) ([]col, erro
 		for i := range out {
 			out[i].src = union(slices.Clone(out[i].src), rr[i].src)
 		}
+		if !s.All {
+			// UNION, INTERSECT and EXCEPT compare rows for equality: the
+			// row count of SELECT ssn … INTERSECT SELECT 'guess' answers
+			// the guess.
+			if err := r.compared(out, setOpName(s.Op)+" (it compares rows)"); err != nil {
+				return nil, err
+			}
+		}
 	case len(s.ValuesLists) > 0:
 		for _, row := range s.ValuesLists {
 			items := row.GetList().GetItems()
@@ -601,7 +609,12 @@ func (r *resolver) selectStmt(s *pg_query.SelectStmt, outer *scope) ([]col, erro
 		}
 		for _, d := range s.DistinctClause {
 			if d.GetNode() == nil {
-				continue // plain DISTINCT: over the (masked) output
+				// Plain DISTINCT compares output rows for equality: with a
+				// guessed value mixed in, the row count answers the guess.
+				if err := r.compared(out, "DISTINCT (it compares rows)"); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			if err := r.noMaskedOut(d, sc, "DISTINCT ON"); err != nil {
 				return nil, err
@@ -1047,6 +1060,21 @@ func (r *resolver) window(w *pg_query.WindowDef, sc *scope) error {
 		if err := r.noMasked(n, sc, "a window frame"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// compared admits an equality comparison of output rows holding masked
+// columns (DISTINCT, UNION, INTERSECT, EXCEPT) only as an equality lookup.
+func (r *resolver) compared(out []col, clause string) error {
+	for _, c := range out {
+		if len(c.src) == 0 {
+			continue
+		}
+		if !r.rules.AllowEquality {
+			return r.inference(c.src[0], clause)
+		}
+		r.lookup = true
 	}
 	return nil
 }

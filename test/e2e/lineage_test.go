@@ -229,6 +229,8 @@ func TestLineageInferenceRefused(t *testing.T) {
 		"UPDATE scratch SET note = (SELECT ssn FROM people LIMIT 1)",
 		"SELECT * FROM pg_stats WHERE tablename = 'people'",
 		"COPY (SELECT ssn FROM people) TO STDOUT (FORMAT binary)",
+		"SELECT ssn FROM people INTERSECT SELECT '123450001'",
+		"SELECT DISTINCT x FROM (SELECT ssn AS x FROM people UNION ALL SELECT '123450001') s",
 	}
 	for _, q := range queries {
 		mark := marker(t)
