@@ -76,7 +76,7 @@ func runDigits(b []byte, e, have, need int) int {
 func (sc *scanner) card(i, j int) {
 	b := sc.b
 	n := len(b)
-	if !cardStartOK(b, i) {
+	if !cardStartOK(b, i, j) {
 		return
 	}
 	var d [19]byte
@@ -115,9 +115,10 @@ func (sc *scanner) card(i, j int) {
 	}
 }
 
-// cardStartOK rejects digit groups that continue a decimal number or an
-// identifier (0.4111…, ORD-4111…).
-func cardStartOK(b []byte, i int) bool {
+// cardStartOK rejects digit groups [i, j) that continue a decimal number,
+// a thousands-grouped number or an identifier (0.4111…, 1,411 1111…,
+// ORD-4111…). A long group after a comma is a new field (CSV: amount,card).
+func cardStartOK(b []byte, i, j int) bool {
 	if i == 0 {
 		return true
 	}
@@ -133,7 +134,7 @@ func cardStartOK(b []byte, i int) bool {
 				return false // a decimal fraction or a dotted name
 			}
 		case ',':
-			if isDigit(c2) {
+			if isDigit(c2) && j-i == 3 {
 				return false
 			}
 		case '-', '/', ':':
@@ -314,7 +315,7 @@ func (sc *scanner) phone(i, j int) {
 	if open {
 		return // an unclosed parenthesis
 	}
-	if !phoneEndOK(b, ge) {
+	if !phoneEndOK(b, ge, plus) {
 		return
 	}
 	sz := sizes[:ng]
@@ -407,16 +408,22 @@ func phoneStartOK(b []byte, p int) bool {
 	switch b[p-1] {
 	case '#', '$', '%', '*', '^', '~', '+':
 		return false
-	case '-', '.', '/', ':', ',':
+	case '-', '.', '/', ':':
 		return p < 2 || !isAlnum(b[p-2])
+	case ',':
+		// After a word a comma separates fields (CSV: name,+44 20…); after
+		// a digit it may group thousands (1,555,123).
+		return p < 2 || !isDigit(b[p-2]) || b[p] == '+'
 	case ' ':
 		return p < 2 || !isDigit(b[p-2])
 	}
 	return true
 }
 
-// phoneEndOK rejects numbers that continue into something else.
-func phoneEndOK(b []byte, e int) bool {
+// phoneEndOK rejects numbers that continue into something else. An
+// international number (plus) followed by a comma ends its field even when
+// a number follows (CSV).
+func phoneEndOK(b []byte, e int, plus bool) bool {
 	if e >= len(b) {
 		return true
 	}
@@ -426,7 +433,9 @@ func phoneEndOK(b []byte, e int) bool {
 	}
 	if e+1 < len(b) && isDigit(b[e+1]) {
 		switch c {
-		case '.', ',', ':', '/', '-', ' ':
+		case ',':
+			return plus
+		case '.', ':', '/', '-', ' ':
 			return false
 		}
 	}
