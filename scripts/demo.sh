@@ -14,6 +14,9 @@
 #                        logged to .demo/pg/postgresql.log
 #   .demo/pg_password    the password of the login role weir_agent (mode 600):
 #                        the upstream credential that only weir holds
+#   .demo/azurite/       Azurite (the Azure Storage emulator, from tools/node) on
+#                        127.0.0.1:10000, container "reports" holding
+#                        customers.csv (fake PII); its account key stays with weir
 #   .demo/weir.yaml      weir's config; weir listens on 127.0.0.1:6432
 #   .demo/weir.log, .demo/weir.pid, .demo/weir-data/, .demo/agent_token
 #
@@ -34,6 +37,13 @@ WEIR_PORT=6432
 CONFIG=$DEMO/weir.yaml
 WEIR=$ROOT/bin/weir
 PIDFILE=$DEMO/weir.pid
+AZURITE_PORT=10000
+AZURITE_PIDFILE=$DEMO/azurite.pid
+AZURITE=$ROOT/tools/node/node_modules/.bin/azurite-blob
+# Azurite's well-known development account (public, documented by Microsoft).
+AZ_ACCOUNT=devstoreaccount1
+AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+AZ_CS="DefaultEndpointsProtocol=http;AccountName=$AZ_ACCOUNT;AccountKey=$AZ_KEY;BlobEndpoint=http://127.0.0.1:$AZURITE_PORT/$AZ_ACCOUNT;"
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=$PATH:/usr/local/go/bin
@@ -111,6 +121,19 @@ stop_weir() {
 	rm -f "$PIDFILE"
 }
 
+azurite_running() {
+	[[ -f $AZURITE_PIDFILE ]] && kill -0 "$(cat "$AZURITE_PIDFILE")" 2>/dev/null
+}
+
+stop_azurite() {
+	if azurite_running; then
+		say "stopping Azurite"
+		kill -TERM "$(cat "$AZURITE_PIDFILE")" 2>/dev/null || true
+		sleep 0.5
+	fi
+	rm -f "$AZURITE_PIDFILE"
+}
+
 stop_pg() {
 	if pg_running; then
 		say "stopping the demo PostgreSQL"
@@ -128,6 +151,7 @@ stop | down)
 		BIN=$(pg_bindir)
 		SOCK=$(socket_dir)
 		stop_weir
+		stop_azurite
 		stop_pg
 	fi
 	say "stopped"
@@ -145,6 +169,7 @@ status)
 	BIN=$(pg_bindir)
 	SOCK=$(socket_dir)
 	if pg_running; then say "PostgreSQL: running on 127.0.0.1:$PGPORT"; else say "PostgreSQL: stopped"; fi
+	if azurite_running; then say "Azurite: running on 127.0.0.1:$AZURITE_PORT"; else say "Azurite: stopped"; fi
 	if weir_running; then say "weir: running (pid $(cat "$PIDFILE")) on $WEIR_HOST:$WEIR_PORT"; else say "weir: stopped"; fi
 	exit 0
 	;;
@@ -264,7 +289,37 @@ PGPASSWORD=$(cat "$DEMO/pg_password") psql -X -q -h 127.0.0.1 -p "$PGPORT" -U we
 counts=$(psql_admin -d shop -tAc "SELECT format('%s customers, %s orders, %s payments', (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT count(*) FROM payments))")
 say "database shop ready: $counts"
 
-# 5. weir itself.
+# 5. Azurite with a "reports" container holding the customers as CSV.
+if azurite_running; then
+	say "Azurite already running on 127.0.0.1:$AZURITE_PORT"
+else
+	[[ -x $AZURITE ]] || die "Azurite not found at $AZURITE (scripts/deps.sh installs it)"
+	if port_in_use "$AZURITE_PORT"; then
+		die "port $AZURITE_PORT is in use by another process; stop it and retry"
+	fi
+	mkdir -p "$DEMO/azurite"
+	say "starting Azurite on 127.0.0.1:$AZURITE_PORT (log: .demo/azurite.log)"
+	setsid "$AZURITE" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --location "$DEMO/azurite" \
+		--skipApiVersionCheck --loose </dev/null >>"$DEMO/azurite.log" 2>&1 &
+	echo $! >"$AZURITE_PIDFILE"
+	for i in $(seq 1 100); do
+		port_in_use "$AZURITE_PORT" && break
+		((i == 100)) && die "Azurite did not listen on 127.0.0.1:$AZURITE_PORT within 20s (see .demo/azurite.log)"
+		sleep 0.2
+	done
+fi
+export AZURE_CONFIG_DIR=$DEMO/az AZURE_CORE_COLLECT_TELEMETRY=0 AZURE_CORE_ONLY_SHOW_ERRORS=1
+if [[ $(az storage blob exists -c reports -n customers.csv --connection-string "$AZ_CS" --query exists -o tsv 2>/dev/null) != true ]]; then
+	say "uploading reports/customers.csv to Azurite (fake customers with e-mails, IBANs and cards)"
+	psql_admin -d shop -c "\copy (SELECT c.id, c.full_name, c.email, c.phone, c.iban, p.card_number FROM customers c JOIN orders o ON o.customer_id = c.id JOIN payments p ON p.order_id = o.id WHERE c.id <= 200 ORDER BY c.id, p.id) TO '$DEMO/customers.csv' CSV HEADER"
+	az storage container create -n reports --connection-string "$AZ_CS" -o none
+	az storage blob upload -c reports -n customers.csv -f "$DEMO/customers.csv" --overwrite --no-progress --connection-string "$AZ_CS" -o none
+	echo "quarterly summary: 2,000 customers, see customers.csv" >"$DEMO/summary.txt"
+	az storage blob upload -c reports -n summary.txt -f "$DEMO/summary.txt" --overwrite --no-progress --connection-string "$AZ_CS" -o none
+	az storage container create -n scratch --connection-string "$AZ_CS" -o none
+fi
+
+# 6. weir itself.
 say "building bin/weir"
 if [[ ! -d cmd/weir ]]; then
 	die "cmd/weir does not exist yet, so bin/weir cannot be built. The demo PostgreSQL is running and ready; re-run scripts/demo.sh once cmd/weir builds."
@@ -294,11 +349,17 @@ targets:
     password_env: SHOP_PG_PASSWORD
     sslmode: disable        # upstream TLS: disable | require | verify-full
     labels: {env: demo}
+  - name: lake
+    kind: azure-blob
+    endpoint: http://127.0.0.1:$AZURITE_PORT/$AZ_ACCOUNT   # Azurite; in Azure: https://ACCOUNT.blob.core.windows.net
+    account: $AZ_ACCOUNT
+    account_key_env: LAKE_ACCOUNT_KEY
+    labels: {env: demo}
 audit:
   checkpoint_interval: 10s  # the chain's head is signed this often
 agents:
   - name: demo-agent
-    targets: [shop]
+    targets: [shop, lake]
     max_ttl: 8h
 policy:
   masking:                  # values leave weir masked by content
@@ -308,6 +369,13 @@ policy:
       when: 'command.kind == "ddl" || command.kind == "admin"'
       action: deny
       message: "Schema and admin changes are not allowed for agents; open a change request."
+    - name: blob-no-delete
+      when: 'command.protocol == "blob" && command.verb.startsWith("Delete")'
+      action: deny
+      message: "Agents never delete blobs; ask a person to."
+    - name: blob-write-scratch
+      when: 'command.protocol == "blob" && command.writes && command.written.all(w, w.startsWith("scratch/"))'
+      action: allow
     - name: no-risky
       when: 'command.risks.exists(r, r in ["file_access","network_access","program_exec","dynamic_sql","role_change","search_path","read_only_escape","writable_cte","select_into","server_signal","unknown_function"])'
       action: deny
@@ -326,7 +394,7 @@ if port_in_use "$WEIR_PORT"; then
 fi
 say "starting weir on $WEIR_HOST:$WEIR_PORT (log: .demo/weir.log)"
 echo "---- $(date -u +%FT%TZ) scripts/demo.sh starts weir" >>"$DEMO/weir.log"
-SHOP_PG_PASSWORD=$(cat "$DEMO/pg_password") \
+SHOP_PG_PASSWORD=$(cat "$DEMO/pg_password") LAKE_ACCOUNT_KEY=$AZ_KEY \
 	setsid "$WEIR" serve --config "$CONFIG" </dev/null >>"$DEMO/weir.log" 2>&1 &
 echo $! >"$PIDFILE"
 WEIR_PID=$!
@@ -356,10 +424,30 @@ TOKEN=$(echo "$TOKEN" | tr -d '[:space:]')
 	echo "$TOKEN" >"$DEMO/agent_token"
 )
 
-# --- MCP / az -----------------------------------------------------------------
-# (coming later: `weir mcp` for a local agent, `weir env --agent demo-agent` for
-#  az/SDKs, Azurite behind the Blob front end. Add their setup and lines here.)
-# -------------------------------------------------------------------------------
+# A ready MCP config for the agent: stdio (weir mcp) and streamable HTTP.
+(
+	umask 077
+	cat >"$DEMO/mcp.json" <<EOF
+{
+  "mcpServers": {
+    "weir": {"command": "$WEIR", "args": ["mcp", "--config", "$CONFIG"], "env": {"WEIR_TOKEN": "$TOKEN"}},
+    "weir-http": {"type": "http", "url": "https://$WEIR_HOST:8080/mcp", "headers": {"Authorization": "Bearer $TOKEN"}}
+  }
+}
+EOF
+)
+
+# The agent's Storage connection string: its AccountKey is derived from the
+# token and is worth nothing anywhere but at weir.
+if ! CS=$("$WEIR" token issue --config "$CONFIG" --agent demo-agent --ttl 1h --context ticket=DEMO-1 \
+	--target lake --format connection-string 2>"$DEMO/token.err"); then
+	cat "$DEMO/token.err" >&2
+	die "weir token issue --format connection-string failed"
+fi
+(
+	umask 077
+	echo "$CS" >"$DEMO/agent_connection_string"
+)
 
 cat <<EOF
 
@@ -392,7 +480,21 @@ As the operator (what the agent did, and proof nothing was edited):
   bin/weir --config .demo/weir.yaml replay <session id>
   bin/weir --config .demo/weir.yaml audit verify
 
-# MCP / az: (coming later)
+As an MCP agent (tools list_targets, query, request_approval, approval_status;
+the same policy, approvals, audit and masking as psql):
+  claude mcp add weir -e WEIR_TOKEN=$TOKEN -- $WEIR mcp --config $CONFIG
+  .demo/mcp.json holds both forms: stdio (weir mcp) and https://$WEIR_HOST:8080/mcp with the bearer
+  token (HTTP clients must trust .demo/weir-data/tls/server.crt, e.g. NODE_EXTRA_CA_CERTS)
+
+Blob Storage (Azurite behind weir; container "reports" holds customers.csv with fake PII):
+  export AZURE_CONFIG_DIR=$DEMO/az REQUESTS_CA_BUNDLE=$DEMO/weir-data/tls/server.crt
+  CS=\$(cat .demo/agent_connection_string)     # AccountKey derived from the agent's token
+  az storage blob list -c reports --connection-string "\$CS" -o table         # allowed
+  az storage blob download -c reports -n customers.csv -f /tmp/customers.csv --no-progress -o none --connection-string "\$CS"
+  head -5 /tmp/customers.csv                                                  # e-mails, phones, IBANs, cards masked
+  echo hello >/tmp/note.txt
+  az storage blob upload -c scratch -n note.txt -f /tmp/note.txt --no-progress -o none --connection-string "\$CS"  # rule blob-write-scratch
+  az storage blob delete -c reports -n summary.txt --connection-string "\$CS"  # rule blob-no-delete
 
 Stop everything:  scripts/demo.sh stop      (scripts/demo.sh reset also deletes .demo/)
 EOF
