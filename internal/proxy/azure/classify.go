@@ -56,6 +56,11 @@ type ClassifyOptions struct {
 // (override headers are refused before), escapedPath and rawQuery are the
 // request target as sent, body the decoded body (nil when empty).
 func Classify(o *ClassifyOptions, method, escapedPath, rawQuery string, body []byte) (*Classified, error) {
+	switch method {
+	case "GET", "HEAD", "PUT", "PATCH", "DELETE", "POST", "OPTIONS":
+	default:
+		return nil, refuse("UnknownOperation", "method %q is not forwarded", method)
+	}
 	segs, err := canonicalPath(escapedPath)
 	if err != nil {
 		return nil, err
@@ -702,6 +707,9 @@ func classifyVault(host, method string, segs []string) (command.Command, error) 
 		}
 		op(low[1], k, low)
 		return c, nil
+	}
+	if len(low) < 2 {
+		return unknown()
 	}
 	name(1)
 	if deleted {
