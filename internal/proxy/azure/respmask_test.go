@@ -9,7 +9,9 @@ import (
 	"github.com/weir-gw/weir/internal/mask"
 )
 
-func newMaskerF() (*mask.Masker, error) { return mask.New(mask.Config{Detectors: mask.DetectorNames()}) }
+func newMaskerF() (*mask.Masker, error) {
+	return mask.New(mask.Config{Detectors: mask.DetectorNames()})
+}
 
 func newMasker(t *testing.T) *mask.Masker {
 	m, err := newMaskerF()
