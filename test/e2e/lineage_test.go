@@ -528,3 +528,29 @@ func TestContentSecretsInFreeText(t *testing.T) {
 		}
 	}
 }
+
+// A view created outside weir after weir read the catalog is found at
+// once (weir reads the catalog again on an unknown name) and masked
+// through its definition; a name that exists nowhere is refused.
+func TestLineageCatalogRefresh(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, "shop")
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM people").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.pg.Exec(ctx, "shop", "CREATE OR REPLACE VIEW people_late AS SELECT id, upper(ssn) AS s FROM people; GRANT SELECT ON people_late TO weir_agent"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modes {
+		raw, _, err := readAll(t, conn, "SELECT * FROM people_late ORDER BY id", m.opts)
+		if err != nil || len(raw) != 40 {
+			t.Fatalf("[%s] %v %d", m.name, err, len(raw))
+		}
+		assertNoLeak(t, "late view ["+m.name+"]", bytes.Join(raw, []byte{0}))
+	}
+	var pe *pgconn.PgError
+	if _, err := conn.Exec(ctx, "SELECT * FROM no_such_relation_anywhere"); !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "catalog") {
+		t.Fatalf("unknown relation: %v", err)
+	}
+}
