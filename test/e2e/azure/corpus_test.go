@@ -201,3 +201,23 @@ func miToken(t *testing.T, tok, resource string) string {
 	}
 	return out.AccessToken
 }
+
+// Functions: an HTTP trigger gets weir's function key, never the agent's
+// token; the response text is masked; other functions are denied.
+func TestFunctions(t *testing.T) {
+	roots := bundle(t)
+	tok := issueToken(t, "ci-bot")
+	host := "myapp.azurewebsites.net"
+	resp, body := rawRequest(t, host, roots, fmt.Sprintf("POST /api/orders/42 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"n\":42}", host, tok))
+	if resp.StatusCode != 200 || !strings.Contains(body, "order 42 accepted") || strings.Contains(body, "ops@example.com") {
+		t.Fatalf("orders function: %d %q", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/admin-reset HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
+	if resp.StatusCode != 403 || w.fake.saw("/api/admin-reset") {
+		t.Fatalf("other function: %d %q", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /admin/host/keys HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
+	if resp.StatusCode != 400 || w.fake.saw("/admin/host") {
+		t.Fatalf("host admin API: %d %q", resp.StatusCode, body)
+	}
+}

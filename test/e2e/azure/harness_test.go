@@ -38,6 +38,7 @@ import (
 
 const (
 	entraSecret = "fake-entra-client-secret-never-leaks"
+	functionKey = "fake-function-key-never-leaks"
 	armToken    = "entra-access-token-for-arm"
 	kvToken     = "entra-access-token-for-keyvault"
 	tenantID    = "31c75423-32d6-4322-88b7-c478bdde4858"
@@ -51,7 +52,7 @@ var w struct {
 	fake                   *fake
 	up                     *httptest.Server
 	serve                  *exec.Cmd
-	serveLog               *bytes.Buffer
+	serveLog               *lockedWriter
 }
 
 func TestMain(m *testing.M) {
@@ -85,10 +86,15 @@ func run(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	w.dir = dir
-	w.bin = filepath.Join(dir, "weir")
-	build := exec.Command("go", "build", "-o", w.bin, "github.com/weir-gw/weir/cmd/weir")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building weir: %v\n%s", err, out)
+	// WEIR_E2E_BIN runs a weir built elsewhere (e.g. from a clean export
+	// of a commit while the work tree is mid-edit).
+	w.bin = os.Getenv("WEIR_E2E_BIN")
+	if w.bin == "" {
+		w.bin = filepath.Join(dir, "weir")
+		build := exec.Command("go", "build", "-o", w.bin, "github.com/weir-gw/weir/cmd/weir")
+		if out, err := build.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("building weir: %v\n%s", err, out)
+		}
 	}
 	w.fake = &fake{}
 	w.up = httptest.NewUnstartedServer(w.fake)
@@ -118,9 +124,14 @@ targets:
     kind: azure-keyvault
     endpoint: %s
     hosts: [myvault.vault.azure.net]
+  - name: fn
+    kind: azure-functions
+    endpoint: %s
+    hosts: [myapp.azurewebsites.net]
+    function_key_env: WEIR_TEST_FUNCTION_KEY
 agents:
   - name: ci-bot
-    targets: [arm, vault]
+    targets: [arm, vault, fn]
   - name: kv-only
     targets: [vault]
 azure:
@@ -155,17 +166,20 @@ policy:
     - name: rg-dev-writes
       when: 'command.protocol == "arm" && command.attrs.resource_group == "rg-dev" && command.kind == "write"'
       action: allow
+    - name: orders-function
+      when: 'command.protocol == "functions" && command.attrs.function == "orders"'
+      action: allow
     - name: keyvault-reads
       when: 'command.protocol == "keyvault" && command.kind == "read"'
       action: allow
-`, w.dataDir, freeAddr(), w.httpAddr, w.proxyAddr, w.up.URL, w.up.URL, tenantID, maxBody, caFile, tenantID, w.up.URL)
+`, w.dataDir, freeAddr(), w.httpAddr, w.proxyAddr, w.up.URL, w.up.URL, w.up.URL, tenantID, maxBody, caFile, tenantID, w.up.URL)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		return 0, err
 	}
-	w.serveLog = &bytes.Buffer{}
+	w.serveLog = &lockedWriter{w: &bytes.Buffer{}}
 	w.serve = exec.Command(w.bin, "serve", "--config", w.cfg, "--log-level", "debug")
-	w.serve.Env = append(os.Environ(), "WEIR_TEST_ENTRA_SECRET="+entraSecret)
-	w.serve.Stdout, w.serve.Stderr = &lockedWriter{w: w.serveLog}, &lockedWriter{w: w.serveLog}
+	w.serve.Env = append(os.Environ(), "WEIR_TEST_ENTRA_SECRET="+entraSecret, "WEIR_TEST_FUNCTION_KEY="+functionKey)
+	w.serve.Stdout, w.serve.Stderr = w.serveLog, w.serveLog
 	if err := w.serve.Start(); err != nil {
 		return 0, err
 	}
@@ -195,7 +209,7 @@ policy:
 		fmt.Fprintf(os.Stderr, "the fake upstream saw requests it must never see:\n%s\n", strings.Join(v, "\n"))
 		code = 1
 	}
-	if strings.Contains(w.serveLog.String(), entraSecret) || strings.Contains(w.serveLog.String(), armToken) {
+	if strings.Contains(w.serveLog.String(), entraSecret) || strings.Contains(w.serveLog.String(), armToken) || strings.Contains(w.serveLog.String(), functionKey) {
 		fmt.Fprintln(os.Stderr, "weir's log contains an upstream secret")
 		code = 1
 	}
@@ -205,6 +219,12 @@ policy:
 type lockedWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
@@ -361,6 +381,19 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			tok = kvToken
 		}
 		writeJSON(rw, 200, []byte(fmt.Sprintf(`{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":%q}`, tok)))
+		return
+	}
+	if strings.HasPrefix(p, "/api/") {
+		// An HTTP-triggered function: the function key weir injects, no bearer.
+		if r.Header.Get("X-Functions-Key") != functionKey || r.Header.Get("Authorization") != "" {
+			f.mu.Lock()
+			f.bad = append(f.bad, fmt.Sprintf("%s %s: function key %q, Authorization %q", r.Method, p, trunc(r.Header.Get("X-Functions-Key")), trunc(r.Header.Get("Authorization"))))
+			f.mu.Unlock()
+			rw.WriteHeader(401)
+			return
+		}
+		rw.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(rw, "order %s accepted; contact ops@example.com\n", strings.TrimPrefix(p, "/api/orders/"))
 		return
 	}
 	want := "Bearer " + armToken
