@@ -19,6 +19,9 @@ const (
 	RiskCodeExecution  command.Risk = "code_execution"  // runCommand, deploymentScripts
 	RiskOpaqueTemplate command.Risk = "opaque_template" // a deployment weir cannot read (templateLink, expression types)
 	RiskKeyUse         command.Risk = "key_use"         // a Key Vault key is used (sign, decrypt, unwrap…)
+	// RiskReveal marks a request whose client asked (X-Weir-Reveal) to see
+	// secret values unmasked; only a rule (usually review) can allow it.
+	RiskReveal command.Risk = "reveal_secret"
 )
 
 // Refusal is a request weir will not forward because of its form, before
@@ -41,6 +44,20 @@ type Classified struct {
 	Commands []command.Command
 	Path     string // escaped canonical path
 	RawQuery string
+	// Reveal: the decision covered showing secret values unmasked.
+	Reveal bool
+}
+
+// MarkReveal turns the commands into a request to see secret values: the
+// risk lets a rule hold it for approval, and the text differs from the
+// masked request's, so a grant for one never serves the other.
+func (c *Classified) MarkReveal() {
+	c.Reveal = true
+	for i := range c.Commands {
+		c.Commands[i].Risks = append(c.Commands[i].Risks, RiskReveal)
+		c.Commands[i].Text += " [reveal]"
+		c.Commands[i].Attrs["reveal"] = "true"
+	}
 }
 
 // ClassifyOptions are what classification needs beyond the request.

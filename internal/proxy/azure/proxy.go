@@ -559,6 +559,9 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		}
 		return refusal(http.StatusBadRequest, "InvalidRequest", "weir: "+err.Error())
 	}
+	if _, ok := req.Header["X-Weir-Reveal"]; ok && kind != config.KindAzureFunctions {
+		cl.MarkReveal()
+	}
 	v := sess.Decide(ctx, gateway.Request{Commands: cl.Commands, Via: "https", Bound: bodyBound(body)})
 	if !v.Allowed() {
 		writeError(w, http.StatusForbidden, "AuthorizationFailed", v.Public, nil, false)
@@ -645,7 +648,8 @@ func (b bodyBound) Preview(context.Context) string { return "" }
 // hopHeaders never cross weir (RFC 9110 §7.6.1), nor do the framing and
 // credential headers weir sets itself.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Content-Length", "Content-Encoding", "Accept-Encoding", "Authorization", "Host", "Expect", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+	"Content-Length", "Content-Encoding", "Accept-Encoding", "Authorization", "Host", "Expect", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Weir-Reveal"}
 
 // copyHeaders copies end-to-end headers: the ones the Connection header
 // nominates are removed first, before weir adds its own (H12).
@@ -773,7 +777,7 @@ func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classi
 		}
 	}
 	if strings.Contains(ct, "json") || (ct == "" && json.Valid(b)) {
-		out, c, err := MaskJSON(m, b, allSecret, link)
+		out, c, err := maskJSON(&jsonMasker{m: m, allSecret: allSecret, link: link, reveal: cl.Reveal}, b)
 		if err != nil {
 			if errors.Is(err, ErrForeignLink) {
 				return 0, nil, nil, counts, errors.New("weir: the upstream response links to another host (nextLink), which weir refuses")
