@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,37 @@ func TestFunctions(t *testing.T) {
 	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /admin/host/keys HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
 	if resp.StatusCode != 400 || w.fake.saw("/admin/host") {
 		t.Fatalf("host admin API: %d %q", resp.StatusCode, body)
+	}
+}
+
+// H07: a secret value leaves unmasked only for a request that asked for it
+// (X-Weir-Reveal) and that a human approved, once.
+func TestRevealWithApproval(t *testing.T) {
+	roots := bundle(t)
+	tok := issueToken(t, "ci-bot")
+	vault := "myvault.vault.azure.net"
+	get := func(reveal bool) (*http.Response, string) {
+		h := ""
+		if reveal {
+			h = "X-Weir-Reveal: 1\r\n"
+		}
+		return rawRequest(t, vault, roots, fmt.Sprintf("GET /secrets/mysecretname?api-version=7.4 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n%s\r\n", vault, tok, h))
+	}
+	resp, body := get(true)
+	m := regexp.MustCompile(`(?i)approval request (\d+)`).FindStringSubmatch(body)
+	if resp.StatusCode != 403 || m == nil {
+		t.Fatalf("reveal without approval: %d %s", resp.StatusCode, body)
+	}
+	admin, _ := weir(t, nil, "admin", "token", "issue", "--name", "bob", "--role", "approver")
+	weir(t, []string{"WEIR_ADMIN_TOKEN=" + strings.TrimSpace(admin)}, "approvals", "approve", m[1])
+	// The grant is for the reveal request only: the plain one stays masked.
+	if resp, body = get(false); resp.StatusCode != 200 || strings.Contains(body, "mysecretvalue") {
+		t.Fatalf("plain request after the approval: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = get(true); resp.StatusCode != 200 || !strings.Contains(body, `"value":"mysecretvalue"`) {
+		t.Fatalf("approved reveal: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = get(true); resp.StatusCode != 403 {
+		t.Fatalf("the grant was used twice: %d %s", resp.StatusCode, body)
 	}
 }

@@ -149,6 +149,10 @@ policy:
       when: '"role_assignment" in command.risks'
       action: deny
       message: agents never change who may do what; ask the platform team
+    - name: reveal-needs-approval
+      when: '"reveal_secret" in command.risks'
+      action: review
+      mode: async
     - name: no-opaque-or-code
       when: '"opaque_template" in command.risks || "code_execution" in command.risks'
       action: deny
@@ -347,7 +351,7 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	for _, h := range []string{"X-Agent-Id", "X-Http-Method-Override", "Proxy-Authorization", "Cookie"} {
+	for _, h := range []string{"X-Agent-Id", "X-Http-Method-Override", "Proxy-Authorization", "Cookie", "X-Weir-Reveal"} {
 		if r.Header.Get(h) != "" {
 			f.bad = append(f.bad, fmt.Sprintf("%s %s carried %s", r.Method, r.URL.Path, h))
 		}
