@@ -385,7 +385,9 @@ func (p *Proxy) serveTunnel(tc *tls.Conn, raw net.Conn, rt *route, host, addr st
 			writeError(tc, http.StatusBadRequest, "InvalidRequest", msg, nil, true)
 			return
 		}
-		raw.SetReadDeadline(time.Time{})
+		// The body must arrive within this too: a client trickling it
+		// cannot hold the connection (and its session) forever.
+		raw.SetReadDeadline(time.Now().Add(10 * time.Minute))
 		keep := p.serveRequest(tc, req, rt, host, addr)
 		if !keep || req.Close {
 			return
