@@ -254,3 +254,43 @@ func TestRevealWithApproval(t *testing.T) {
 		t.Fatalf("the grant was used twice: %d %s", resp.StatusCode, body)
 	}
 }
+
+// Every token request and every decided request is in the audit chain,
+// which verifies; upstream secrets are not in it.
+func TestAuditTrail(t *testing.T) {
+	roots := bundle(t)
+	tok := issueToken(t, "ci-bot")
+	mi := miToken(t, tok, "https://management.azure.com/")
+	marker := "audit-trail-" + identity.TokenID(tok)
+	resp, body := rawRequest(t, "management.azure.com", roots, fmt.Sprintf("GET /subscriptions/%s/resourcegroups/%s?api-version=2022-09-01 HTTP/1.1\r\nHost: management.azure.com\r\nAuthorization: Bearer %s\r\n\r\n", subID, marker, mi))
+	if resp.StatusCode != 404 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var export string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		export, _ = weir(t, nil, "audit", "export")
+		if strings.Contains(export, marker) && strings.Contains(export, `"type":"result"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var token, command bool
+	for _, line := range strings.Split(export, "\n") {
+		if strings.Contains(line, `"azure.token"`) && strings.Contains(line, identity.TokenID(tok)) && strings.Contains(line, `"granted":true`) {
+			token = true
+		}
+		if strings.Contains(line, marker) && strings.Contains(line, `"operation":"microsoft.resources/subscriptions/resourcegroups/read"`) && strings.Contains(line, `"decision":"allow"`) {
+			command = true
+		}
+	}
+	if !token || !command {
+		t.Fatalf("audit: token request %v, command %v", token, command)
+	}
+	for _, s := range []string{entraSecret, armToken, kvToken, functionKey} {
+		if strings.Contains(export, s) {
+			t.Fatalf("an upstream secret is in the audit log")
+		}
+	}
+	weir(t, nil, "audit", "verify")
+}
