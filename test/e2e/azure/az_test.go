@@ -188,3 +188,46 @@ func TestAzRestWrites(t *testing.T) {
 		t.Fatalf("a DELETE reached ARM: %s", r.Path)
 	}
 }
+
+// The Azure SDK for JavaScript (@azure/identity DefaultAzureCredential and
+// core-rest-pipeline, whose proxy policy reads HTTPS_PROXY/NO_PROXY) with
+// NODE_EXTRA_CA_CERTS, from the same `weir env` output.
+func TestNodeSDK(t *testing.T) {
+	root, err := filepath.Abs("../../../tools/node/node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "@azure", "identity")); err != nil {
+		t.Fatalf("@azure/identity is not installed in tools/node (run the deps step): %v", err)
+	}
+	envFile := azEnv(t, "ci-bot")
+	script := `
+const { DefaultAzureCredential } = require("@azure/identity");
+const p = require("@azure/core-rest-pipeline");
+(async () => {
+  const cred = new DefaultAzureCredential();
+  const pipeline = p.createPipelineFromOptions({ retryOptions: { maxRetries: 0 } });
+  pipeline.addPolicy(p.bearerTokenAuthenticationPolicy({ credential: cred, scopes: "https://management.azure.com/.default" }));
+  const client = p.createDefaultHttpClient();
+  const send = (url, method) => pipeline.sendRequest(client, p.createPipelineRequest({ url, method: method || "GET" }));
+  let r = await send(process.env.ARM + "/resourcegroups?api-version=2022-09-01");
+  console.log("LIST " + r.status + " " + r.bodyAsText);
+  r = await send(process.env.ARM + "/resourceGroups/rg-dev/providers/Microsoft.Storage/storageAccounts/sto2220/listKeys?api-version=2022-09-01", "POST");
+  console.log("KEYS " + r.status + " " + r.bodyAsText);
+})().catch(e => { console.error(e); process.exit(1); });
+`
+	cmd := exec.Command("bash", "-c", ". "+envFile+" && exec node -e \"$SCRIPT\"")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SCRIPT=" + script, "NODE_PATH=" + root,
+		"ARM=https://management.azure.com/subscriptions/" + subID}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if !strings.Contains(string(out), "LIST 200 ") || !strings.Contains(string(out), "my-resource-group") {
+		t.Fatalf("node list: %s", out)
+	}
+	if !strings.Contains(string(out), "KEYS 403 ") || !strings.Contains(string(out), "approval") {
+		t.Fatalf("node listKeys was not held for approval: %s", out)
+	}
+}
