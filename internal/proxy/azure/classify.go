@@ -402,8 +402,10 @@ func classifyARM(method string, segs []string, body []byte) (command.Command, er
 		case "providers":
 			i = 2
 		default:
-			// subscription-level collections: locations, tagNames, resources…
-			if len(low) == 3 {
+			// subscription-level collections (locations, tagNames,
+			// resources…) and long-running operations' status
+			// (operationresults/{id}), read only.
+			if len(low) == 3 || (len(low) == 4 && (low[2] == "operationresults" || low[2] == "operationstatuses" || low[2] == "tagnames")) {
 				if v, k, ok := verb(true); ok {
 					set("microsoft.resources/subscriptions/"+low[2]+"/"+v, "/"+strings.Join(low, "/"), k)
 					return c, nil
@@ -525,7 +527,7 @@ func classifyARM(method string, segs []string, body []byte) (command.Command, er
 		if ns == "microsoft.resources" && first == "deploymentscripts" && c.Kind != command.KindRead {
 			c.Risks = append(c.Risks, RiskCodeExecution)
 		}
-		if ns == "microsoft.resources" && first == "deployments" && len(body) > 0 && method != "GET" {
+		if ns == "microsoft.resources" && (first == "deployments" || first == "deploymentstacks") && len(body) > 0 && method != "GET" {
 			c.Risks = append(c.Risks, inspectDeployment(body)...)
 			if len(c.Risks) > 0 {
 				c.Kind = command.KindAdmin
@@ -570,6 +572,9 @@ func inspectDeployment(body []byte) []command.Risk {
 				lk := strings.ToLower(k)
 				if lk == "templatelink" {
 					out = append(out, RiskOpaqueTemplate)
+				}
+				if _, isString := val.(string); lk == "template" && isString {
+					out = append(out, RiskOpaqueTemplate) // a template weir would have to parse twice
 				}
 				if lk == "type" {
 					if s, ok := val.(string); ok {

@@ -74,6 +74,13 @@ func TestClassifyARM(t *testing.T) {
 			sub + "/providers/microsoft.storage", nil, nil},
 		{"GET", sub + "/providers/Microsoft.Storage?api-version=2022-09-01", "", "microsoft.resources/subscriptions/providers/read", command.KindRead,
 			sub + "/providers/microsoft.storage", nil, nil},
+		{"GET", sub + "/operationresults/eyJqb2JJZCI6IlJFU09VUkNF?api-version=2022-09-01", "", "microsoft.resources/subscriptions/operationresults/read", command.KindRead, sub + "/operationresults/eyjqb2jjzci6iljfu09vuknf", nil, nil},
+		{"GET", sub + "/providers/Microsoft.Storage/locations/eastus/asyncoperations/abc?api-version=2022-09-01&monitor=true", "", "microsoft.storage/locations/asyncoperations/read", command.KindRead,
+			sub + "/providers/microsoft.storage/locations/eastus/asyncoperations/abc", nil, nil},
+		{"PUT", sub + "/resourcegroups/rg/providers/Microsoft.Resources/deploymentStacks/s?api-version=2024-03-01", `{"properties":{"template":{"resources":[{"type":"Microsoft.Authorization/roleAssignments"}]}}}`,
+			"microsoft.resources/deploymentstacks/write", command.KindAdmin, sub + "/resourcegroups/rg/providers/microsoft.resources/deploymentstacks/s", []command.Risk{RiskRoleAssignment}, nil},
+		{"PUT", sub + "/resourcegroups/rg/providers/Microsoft.Resources/deployments/d?api-version=2022-09-01", `{"properties":{"template":"{\"resources\":[]}"}}`,
+			"microsoft.resources/deployments/write", command.KindAdmin, sub + "/resourcegroups/rg/providers/microsoft.resources/deployments/d", []command.Risk{RiskOpaqueTemplate}, nil},
 		{"GET", sub + "/locations?api-version=2022-12-01", "", "microsoft.resources/subscriptions/locations/read", command.KindRead, sub + "/locations", nil, nil},
 	}
 	for _, tc := range tests {
