@@ -503,7 +503,7 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationTokenAudience", msg, nil, false)
 		return true
 	}
-	sess, err := p.session(ctx, weirToken, rt, addr)
+	sess, err := p.session(ctx, weirToken, rt, addr, req.UserAgent())
 	if err != nil {
 		var ae *gateway.AuthError
 		msg := "weir could not open a session"
@@ -610,7 +610,7 @@ func topLevelAPIVersion(body []byte) bool {
 
 // session returns the cached gateway session of token for the route's
 // target, authenticating a new one when needed.
-func (p *Proxy) session(ctx context.Context, token string, rt *route, addr string) (*gateway.Session, error) {
+func (p *Proxy) session(ctx context.Context, token string, rt *route, addr, userAgent string) (*gateway.Session, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := string(sum[:]) + rt.target.Name
 	p.mu.Lock()
@@ -626,7 +626,16 @@ func (p *Proxy) session(ctx context.Context, token string, rt *route, addr strin
 		}
 	}
 	protocol := map[string]string{config.KindAzureARM: "arm", config.KindAzureKeyVault: "keyvault", config.KindAzureFunctions: "functions"}[rt.target.Kind]
-	s, err := p.o.Gateway.Authenticate(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, Target: rt.target.Name, ClientAddr: addr})
+	// What the client says it is is recorded as claimed context, never
+	// trusted by allow rules.
+	var claimed map[string]string
+	if userAgent != "" {
+		if len(userAgent) > 256 {
+			userAgent = userAgent[:256]
+		}
+		claimed = map[string]string{"user_agent": userAgent}
+	}
+	s, err := p.o.Gateway.Authenticate(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, Target: rt.target.Name, ClientAddr: addr, Claimed: claimed})
 	if err != nil {
 		return nil, err
 	}
