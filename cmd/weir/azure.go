@@ -180,6 +180,15 @@ func envCmd() *cobra.Command {
 			if !ok {
 				return fmt.Errorf("agent %q is not in %s (agents: %s)", agentName, cfg.Path, agentNames(cfg))
 			}
+			azureTargets := 0
+			for _, name := range agent.Targets {
+				if t, ok := cfg.Target(name); ok && (t.Kind == config.KindAzureARM || t.Kind == config.KindAzureKeyVault || t.Kind == config.KindAzureFunctions) {
+					azureTargets++
+				}
+			}
+			if azureTargets == 0 {
+				return fmt.Errorf("agent %s has no azure-arm, azure-keyvault or azure-functions target in %s, so there is nothing to point its Azure tools at", agent.Name, cfg.Path)
+			}
 			if cfg.Listen.HTTP == "" && httpURL == "" {
 				return errors.New("listen.http is off, so weir has no managed-identity endpoint; set listen.http")
 			}
