@@ -20,6 +20,7 @@ import (
 	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/identity"
 	weirmcp "github.com/weir-gw/weir/internal/mcp"
+	"github.com/weir-gw/weir/internal/proxy/blob"
 )
 
 // The MCP front end: streamable HTTP on listen.http (/mcp, with the RFC 9728
@@ -34,8 +35,11 @@ func startMCP(_ context.Context, env *serveEnv) (func(), error) {
 	if env.cfg.Listen.HTTP == "" {
 		return nil, nil
 	}
+	// The blob tools are clients of the Blob front end, which blob.go
+	// (started before this file's front end) mounted when weir has
+	// azure-blob targets.
 	srv := weirmcp.New(weirmcp.Options{Gateway: env.gw, Auth: env.auth, Postgres: env.pg, Approvals: env.approvals,
-		Logger: env.log.With("frontend", "mcp")})
+		Blob: env.mounts[blob.Prefix], Logger: env.log.With("frontend", "mcp")})
 	env.mounts[weirmcp.Path] = srv.Handler()
 	env.mounts[weirmcp.MetadataPath] = srv.MetadataHandler()
 	env.mounts[weirmcp.MetadataPath+weirmcp.Path] = srv.MetadataHandler()

@@ -74,7 +74,12 @@ type Options struct {
 	// Approvals reads approval requests for approval_status; nil when
 	// approvals are off.
 	Approvals *approval.Service
-	Logger    *slog.Logger
+	// Blob is weir's Blob front end (the handler mounted at /blob/); the
+	// blob tools send it HTTP requests in-process, with the agent's token,
+	// so it classifies, decides, audits and masks them as any client's.
+	// Nil leaves azure-blob targets without tools.
+	Blob   http.Handler
+	Logger *slog.Logger
 	// Version is weir's version, announced to clients.
 	Version string
 	// SessionTimeout closes MCP sessions idle this long (default 30m).
@@ -122,6 +127,10 @@ func New(opts Options) *Server {
 	registerTargets(s)
 	registerQuery(s)
 	registerApprovals(s)
+	if opts.Blob != nil {
+		registerBlob(s)
+	}
+	s.mcp.AddReceivingMiddleware(s.offerByKind)
 	return s
 }
 
@@ -214,7 +223,7 @@ func (s *Server) verify(ctx context.Context, token string, r *http.Request) (*au
 		}
 		return nil, fmt.Errorf("%w: %s", auth.ErrInvalidToken, "the weir token was refused")
 	}
-	return &auth.TokenInfo{Expiration: claims.Expiry(), UserID: claims.ID, Extra: map[string]any{"token": token, "addr": r.RemoteAddr}}, nil
+	return &auth.TokenInfo{Expiration: claims.Expiry(), UserID: claims.ID, Extra: map[string]any{"token": token, "addr": r.RemoteAddr, "claims": claims}}, nil
 }
 
 // Close ends every MCP session (and their gateway sessions and pipes).

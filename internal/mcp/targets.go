@@ -12,6 +12,7 @@ import (
 
 	"github.com/weir-gw/weir/internal/command"
 	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/identity"
 	"github.com/weir-gw/weir/internal/policy"
 )
 
@@ -84,6 +85,52 @@ func RegisterKindTools(kind string, tools ...string) {
 	toolsByKind[kind] = append(toolsByKind[kind], tools...)
 }
 
+// kindOnly are tools offered only to agents with a target of the kind:
+// a model plans with the tools it sees, so an agent without Blob targets
+// is not shown blob tools it could never use.
+var kindOnly = map[string]string{}
+
+// OfferOnlyWith declares that tools are listed (tools/list) only for an
+// agent whose token covers a target of kind. Call it from init().
+func OfferOnlyWith(kind string, tools ...string) {
+	for _, t := range tools {
+		kindOnly[t] = kind
+	}
+}
+
+// offerByKind filters tools/list by the caller's targets (OfferOnlyWith).
+// A call of a hidden tool still reaches the tool, which refuses a target
+// of another kind itself.
+func (s *Server) offerByKind(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		lt, ok := res.(*mcp.ListToolsResult)
+		if err != nil || !ok || len(kindOnly) == 0 {
+			return res, err
+		}
+		kinds := map[string]bool{}
+		if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil {
+			claims, _ := ex.TokenInfo.Extra["claims"].(identity.Claims)
+			cfg := s.opts.Gateway.Config()
+			if agent, ok := cfg.Agent(claims.Agent); ok {
+				for _, name := range agent.Targets {
+					if t, ok := cfg.Target(name); ok && claims.AllowsTarget(name) {
+						kinds[t.Kind] = true
+					}
+				}
+			}
+		}
+		out := *lt
+		out.Tools = make([]*mcp.Tool, 0, len(lt.Tools))
+		for _, t := range lt.Tools {
+			if k, only := kindOnly[t.Name]; !only || kinds[k] {
+				out.Tools = append(out.Tools, t)
+			}
+		}
+		return &out, nil
+	}
+}
+
 var verdictWords = map[policy.Action]string{policy.Allow: "allowed", policy.Review: "needs approval", policy.Deny: "denied"}
 
 func registerTargets(s *Server) {
@@ -101,7 +148,7 @@ func (s *Server) listTargets(ctx context.Context, a *AgentSession, _ struct{}) (
 			continue
 		}
 		tools := toolsByKind[t.Kind]
-		if t.Kind == config.KindPostgres && s.opts.Postgres == nil {
+		if t.Kind == config.KindPostgres && s.opts.Postgres == nil || t.Kind == config.KindAzureBlob && s.opts.Blob == nil {
 			tools = nil
 		}
 		ti := TargetInfo{Name: t.Name, Kind: t.Kind, Labels: maps.Clone(t.Labels), Tools: append([]string{}, tools...)}

@@ -351,6 +351,27 @@ func TestServeAndStdioBridge(t *testing.T) {
 	eventually(t, "the bridge to explain the refusal", func() bool {
 		return strings.Contains(stderr.String(), "weir refused the token (401)")
 	})
+
+	// weir serve gave its MCP server the Blob front end it mounted: an
+	// agent with an azure-blob target reads through it, masked.
+	lakeTok, err := exec.Command(bin, "token", "issue", "--config", cfgPath, "--agent", "lake-bot").Output()
+	if err != nil {
+		t.Fatalf("token issue: %v", err)
+	}
+	lcs, stderr, err := connect(strings.TrimSpace(string(lakeTok)))
+	if err != nil {
+		t.Fatalf("connect lake-bot through weir mcp: %v\n%s", err, stderr.String())
+	}
+	defer lcs.Close()
+	var r weirmcp.BlobReadResult
+	if text, isErr := call(t, lcs, "blob_read", map[string]any{"target": "lake", "container": "reports", "blob": "customers.csv"}, &r); isErr ||
+		!strings.Contains(r.Text, "Ada Lovelace") || strings.Contains(text, "ada@example.com") || strings.Contains(text, "4111 1111 1111 1111") {
+		t.Errorf("blob_read through weir serve: %s", text)
+	}
+	var bf weirmcp.BlobFailure
+	if text, isErr := call(t, lcs, "blob_write", map[string]any{"target": "lake", "container": "reports", "blob": "x.txt", "content": "x"}, &bf); !isErr || bf.Rule != "blob-writes-elsewhere" {
+		t.Errorf("refused blob_write through weir serve: %s", text)
+	}
 }
 
 // The config snippets in docs/mcp.md are valid JSON, so users can paste them.

@@ -1,6 +1,6 @@
 // Package mcp runs weir's MCP front end end to end: a real PostgreSQL
-// (internal/testpg), weir's gateway, approval workflow and PostgreSQL front
-// end in this process, the MCP server on a real HTTP listener, and real MCP
+// (internal/testpg) and a real Azurite (the Blob storage account), weir's
+// gateway, approval workflow, PostgreSQL and Blob front ends in this process, the MCP server on a real HTTP listener, and real MCP
 // clients: the Go SDK (streamable HTTP, and stdio through `weir mcp` built
 // from source) and the TypeScript SDK from npm (run with node). pgx through
 // the PostgreSQL listener is the psql-protocol reference for verdicts.
@@ -16,11 +16,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/jackc/pgx/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/weir-gw/weir/internal/gateway"
 	"github.com/weir-gw/weir/internal/identity"
 	weirmcp "github.com/weir-gw/weir/internal/mcp"
+	"github.com/weir-gw/weir/internal/proxy/blob"
 	"github.com/weir-gw/weir/internal/proxy/postgres"
 	"github.com/weir-gw/weir/internal/store"
 	"github.com/weir-gw/weir/internal/testpg"
@@ -53,6 +56,8 @@ var env struct {
 	base      string
 	logBuf    *syncBuffer
 	dataDir   string
+	blobs     *azblob.Client // Azurite directly, behind weir's back
+	blobH     *blob.Handler
 }
 
 type syncBuffer struct {
@@ -90,6 +95,29 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO weir_agent;
 const policyYAML = `
 policy:
   rules:
+    - name: blob-no-delete
+      when: 'command.protocol == "blob" && command.operation in ["DeleteBlob", "DeleteContainer"]'
+      action: deny
+      message: "deleting blobs is not allowed through weir; ask an operator"
+    - name: blob-no-hr
+      when: 'command.protocol == "blob" && "container" in command.attrs && command.attrs.container == "hr-files"'
+      action: deny
+      message: "the hr-files container is off limits"
+    - name: blob-prod-writes
+      when: 'command.protocol == "blob" && command.kind == "write" && "container" in command.attrs && command.attrs.container.startsWith("prod-")'
+      action: review
+      mode: async
+      message: "writes to prod-* containers need a person's approval"
+    - name: blob-agent-writes
+      when: 'command.protocol == "blob" && command.kind == "write" && command.written.all(r, r.startsWith("scratch/agent/"))'
+      action: allow
+    - name: blob-writes-elsewhere
+      when: 'command.protocol == "blob" && command.kind != "read"'
+      action: deny
+      message: "agents write only under scratch/agent/"
+    - name: blob-reads
+      when: 'command.protocol == "blob" && command.kind == "read"'
+      action: allow
     - name: no-ddl
       when: 'command.kind == "ddl" || command.kind == "admin"'
       action: deny
@@ -149,6 +177,14 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(env.dataDir)
+	azDir := filepath.Join(env.dataDir, "azurite")
+	os.MkdirAll(azDir, 0o700)
+	azurite, stopAzurite, err := startAzurite(azDir)
+	if err != nil {
+		return 0, err
+	}
+	defer stopAzurite()
+	os.Setenv("MCP_E2E_BLOB_KEY", azuriteKey)
 	env.cfgYAML = fmt.Sprintf(`targets:
   - name: shop
     kind: postgres
@@ -166,6 +202,12 @@ func run(m *testing.M) (int, error) {
     password_env: MCP_E2E_PG_PASSWORD
     sslmode: require
     labels: {env: dev}
+  - name: lake
+    kind: azure-blob
+    endpoint: %s
+    account: %s
+    account_key_env: MCP_E2E_BLOB_KEY
+    labels: {env: dev}
 agents:
   - name: ci-bot
     targets: [shop, other]
@@ -173,7 +215,10 @@ agents:
   - name: reader
     targets: [other]
     max_ttl: 1h
-`+policyYAML, pg.Addr(), pg.Addr())
+  - name: lake-bot
+    targets: [lake, other]
+    max_ttl: 1h
+`+policyYAML, pg.Addr(), pg.Addr(), azurite, azuriteAccount)
 	yml := fmt.Sprintf("data_dir: %s\nlisten:\n  postgres: 127.0.0.1:0\n  http: 127.0.0.1:0\ntls:\n  allow_plaintext_loopback: true\n", env.dataDir) + env.cfgYAML
 	env.cfg, err = config.Parse("e2e-mcp.yaml", []byte(yml))
 	if err != nil {
@@ -221,7 +266,23 @@ agents:
 	go pgSrv.Serve(ln)
 	defer pgSrv.Close()
 
-	env.mcp = weirmcp.New(weirmcp.Options{Gateway: env.gw, Auth: env.auth, Postgres: pgSrv, Approvals: env.approvals, Logger: log, Version: "e2e"})
+	secret, err := blob.LoadSecret(env.dataDir)
+	if err != nil {
+		return 0, err
+	}
+	if env.blobH, err = blob.New(blob.Options{Gateway: env.gw, Secret: secret, Log: log}); err != nil {
+		return 0, err
+	}
+	defer env.blobH.Close()
+	env.blobs, err = azblob.NewClientFromConnectionString(fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s", azuriteAccount, azuriteKey, azurite), nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := seedBlobs(ctx); err != nil {
+		return 0, fmt.Errorf("seeding azurite: %w", err)
+	}
+
+	env.mcp = weirmcp.New(weirmcp.Options{Gateway: env.gw, Auth: env.auth, Postgres: pgSrv, Approvals: env.approvals, Blob: env.blobH, Logger: log, Version: "e2e"})
 	defer env.mcp.Close()
 	mux := http.NewServeMux()
 	mux.Handle(weirmcp.Path, env.mcp.Handler())
@@ -235,6 +296,10 @@ agents:
 	code := m.Run()
 	if strings.Contains(env.logBuf.String(), upstreamPassword) {
 		fmt.Fprintln(os.Stderr, "FAIL: weir's log contains the upstream password")
+		code = 1
+	}
+	if strings.Contains(env.logBuf.String(), azuriteKey) {
+		fmt.Fprintln(os.Stderr, "FAIL: weir's log contains the storage account key")
 		code = 1
 	}
 	return code, nil
