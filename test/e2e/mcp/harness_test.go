@@ -58,6 +58,7 @@ var env struct {
 	dataDir   string
 	blobs     *azblob.Client // Azurite directly, behind weir's back
 	blobH     *blob.Handler
+	secret    []byte // the Blob front end's, for connection strings
 }
 
 type syncBuffer struct {
@@ -266,11 +267,10 @@ agents:
 	go pgSrv.Serve(ln)
 	defer pgSrv.Close()
 
-	secret, err := blob.LoadSecret(env.dataDir)
-	if err != nil {
+	if env.secret, err = blob.LoadSecret(env.dataDir); err != nil {
 		return 0, err
 	}
-	if env.blobH, err = blob.New(blob.Options{Gateway: env.gw, Secret: secret, Log: log}); err != nil {
+	if env.blobH, err = blob.New(blob.Options{Gateway: env.gw, Secret: env.secret, Log: log}); err != nil {
 		return 0, err
 	}
 	defer env.blobH.Close()
@@ -288,6 +288,7 @@ agents:
 	mux.Handle(weirmcp.Path, env.mcp.Handler())
 	mux.Handle(weirmcp.MetadataPath, env.mcp.MetadataHandler())
 	mux.Handle(weirmcp.MetadataPath+weirmcp.Path, env.mcp.MetadataHandler())
+	mux.Handle(blob.Prefix, env.blobH) // for the SDK, the reference client
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 	env.base = hs.URL
