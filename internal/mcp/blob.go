@@ -663,11 +663,10 @@ func (s *Server) blobWrite(ctx context.Context, a *AgentSession, in blobWriteIn)
 	hdr.Set("x-ms-blob-type", "BlockBlob")
 	hdr.Set("Content-Type", ct)
 	hdr.Set("x-ms-blob-content-type", ct)
-	// Content-MD5 is not sent: the Blob front end forwards it under a
-	// header key its upstream signature does not see, and the storage
-	// account refuses the signature. Until it is fixed, an approval of a
-	// write is bound to the content's length only (the front end binds
-	// the checksum too when a client sends one).
+	// Content-MD5 binds an approval of this write to its content, not
+	// only its length (the Blob front end binds the checksum a client
+	// sends), and the account checks what it stored against it.
+	hdr.Set("Content-MD5", md5b64)
 	if !in.Overwrite {
 		hdr.Set("If-None-Match", "*")
 	}

@@ -60,7 +60,7 @@ func upstreamHeaders(in http.Header) (http.Header, string) {
 	out := http.Header{}
 	for _, k := range forwardHeaders {
 		if v := in.Values(k); len(v) > 0 {
-			out[k] = v
+			out[http.CanonicalHeaderKey(k)] = v // the signer looks headers up canonically
 		}
 	}
 	for k, v := range in {

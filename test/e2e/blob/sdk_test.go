@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"errors"
 	"io"
 	"strings"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azpolicy "github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 )
@@ -335,5 +338,30 @@ func TestGzipBombCut(t *testing.T) {
 	resp.Body.Close()
 	if err == nil || n >= 64<<20 {
 		t.Fatalf("read %d bytes of a %d:1 gzip bomb without an error", n, (64<<20)/zb.Len())
+	}
+}
+
+// An upload that carries Content-MD5 (the SDKs' transactional validation)
+// reaches the account with the header weir signed, and a wrong digest is
+// still caught by the account.
+func TestUploadWithContentMD5(t *testing.T) {
+	ctx := context.Background()
+	bb := agentClient(t).ServiceClient().NewContainerClient("scratch").NewBlockBlobClient("md5.txt")
+	body := []byte("checked by the account\n")
+	sum := md5.Sum(body)
+	if _, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(body)), &blockblob.UploadOptions{
+		TransactionalValidation: blob.TransferValidationTypeMD5(sum[:]),
+	}); err != nil {
+		t.Fatalf("upload with Content-MD5: %v", err)
+	}
+	if !exists(t, "scratch", "md5.txt") {
+		t.Fatal("the upload did not land")
+	}
+	wrong := md5.Sum([]byte("something else"))
+	_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(body)), &blockblob.UploadOptions{
+		TransactionalValidation: blob.TransferValidationTypeMD5(wrong[:]),
+	})
+	if re := respErr(t, err); re.StatusCode != 400 {
+		t.Fatalf("a wrong Content-MD5 must be refused by the account: %v", err)
 	}
 }
