@@ -11,6 +11,7 @@ import (
 
 	"github.com/weir-gw/weir/internal/approval"
 	"github.com/weir-gw/weir/internal/command"
+	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/gateway"
 	"github.com/weir-gw/weir/internal/pgsql"
 )
@@ -176,18 +177,18 @@ func (s *Server) approvalStatus(ctx context.Context, a *AgentSession, in approva
 		st.Status = "approved"
 		switch {
 		case st.Used:
-			st.NextStep = "the approval was already used (it runs once); ask again with request_approval if the statement must run again"
+			st.NextStep = "the approval was already used (it runs once); " + s.askAgain(v.Target) + " if it must run again"
 		case !time.Now().Before(v.GrantExpiresAt):
 			st.Status = "expired"
 			st.Reason = "the approval was not used before it expired"
-			st.NextStep = "ask again with request_approval"
+			st.NextStep = s.askAgain(v.Target)
 		default:
-			st.NextStep = fmt.Sprintf("call query now with exactly the same sql and params on %s (before %s); it runs once", v.Target, v.GrantExpiresAt.Format(time.RFC3339))
+			st.NextStep = fmt.Sprintf("%s on %s (before %s); it runs once", s.runAgain(v.Target), v.Target, v.GrantExpiresAt.Format(time.RFC3339))
 		}
 	case approval.StatusDenied:
 		st.NextStep = "do not run it; the approver's reason says why. Change the approach, or ask the user"
 	default:
-		st.NextStep = "no one decided in time; ask again with request_approval if it is still needed"
+		st.NextStep = "no one decided in time; " + s.askAgain(v.Target) + " if it is still needed"
 	}
 	text := fmt.Sprintf("approval request %d: %s (rule %q, target %s)", st.ID, st.Status, st.Rule, st.Target)
 	if st.DecidedBy != "" {
@@ -198,4 +199,25 @@ func (s *Server) approvalStatus(ctx context.Context, a *AgentSession, in approva
 	}
 	a.Note("approval_status", map[string]any{"approval_id": in.ID, "outcome": st.Status})
 	return textResult(text + "\nNext step: " + st.NextStep), st
+}
+
+// isBlobTarget reports whether target is an azure-blob target: its approvals
+// are opened by a refused blob call, not by request_approval (SQL only).
+func (s *Server) isBlobTarget(target string) bool {
+	t, ok := s.opts.Gateway.Config().Target(target)
+	return ok && t.Kind == config.KindAzureBlob
+}
+
+func (s *Server) askAgain(target string) string {
+	if s.isBlobTarget(target) {
+		return "send the same blob call again to open a new approval request"
+	}
+	return "ask again with request_approval"
+}
+
+func (s *Server) runAgain(target string) string {
+	if s.isBlobTarget(target) {
+		return "call the same blob tool now with exactly the same arguments and content"
+	}
+	return "call query now with exactly the same sql and params"
 }
