@@ -335,7 +335,8 @@ cat >"$CONFIG" <<EOF
 data_dir: $DEMO/weir-data
 listen:
   postgres: $WEIR_HOST:$WEIR_PORT
-  http: $WEIR_HOST:8080     # HTTP API (TLS): token exchange, admin endpoints
+  http: $WEIR_HOST:8080     # HTTPS: token exchange, admin API, Blob front end, MCP, managed-identity endpoint
+  azure_proxy: $WEIR_HOST:8443  # HTTPS proxy for ARM / Key Vault / Functions (HTTPS_PROXY)
 tls:
   cert_file: ""            # empty: generated into data_dir on first start
   key_file: ""
@@ -355,11 +356,15 @@ targets:
     account: $AZ_ACCOUNT
     account_key_env: LAKE_ACCOUNT_KEY
     labels: {env: demo}
+  - name: arm                # real Azure Resource Manager: weir needs an Azure identity
+    kind: azure-arm          # (azure.credential, or the default chain, e.g. the operator's az login)
+    endpoint: https://management.azure.com
+    labels: {env: demo}
 audit:
   checkpoint_interval: 10s  # the chain's head is signed this often
 agents:
   - name: demo-agent
-    targets: [shop, lake]
+    targets: [shop, lake, arm]
     max_ttl: 8h
 policy:
   masking:                  # values leave weir masked by content
@@ -376,6 +381,14 @@ policy:
     - name: blob-write-scratch
       when: 'command.protocol == "blob" && command.writes && command.written.all(w, w.startsWith("scratch/"))'
       action: allow
+    - name: arm-no-secrets
+      when: 'command.protocol == "arm" && command.risks.exists(r, r in ["role_assignment", "code_execution", "opaque_template"])'
+      action: deny
+      message: "Agents never change role assignments or run code on Azure resources."
+    - name: arm-secrets-review
+      when: 'command.protocol == "arm" && command.risks.exists(r, r in ["secret_read", "key_rotation"])'
+      action: review
+      mode: async
     - name: no-risky
       when: 'command.risks.exists(r, r in ["file_access","network_access","program_exec","dynamic_sql","role_change","search_path","read_only_escape","writable_cte","select_into","server_signal","unknown_function"])'
       action: deny
@@ -449,6 +462,14 @@ fi
 	echo "$CS" >"$DEMO/agent_connection_string"
 )
 
+# The environment that points the agent's az and Azure SDKs at weir
+# (managed-identity endpoint, HTTPS proxy, weir's CA).
+if ! "$WEIR" env --config "$CONFIG" --agent demo-agent --ttl 1h >"$DEMO/agent_azure.env" 2>"$DEMO/env.err"; then
+	cat "$DEMO/env.err" >&2
+	die "weir env failed"
+fi
+chmod 600 "$DEMO/agent_azure.env"
+
 cat <<EOF
 
 weir is running in front of the demo PostgreSQL ($counts).
@@ -495,6 +516,15 @@ Blob Storage (Azurite behind weir; container "reports" holds customers.csv with 
   echo hello >/tmp/note.txt
   az storage blob upload -c scratch -n note.txt -f /tmp/note.txt --no-progress -o none --connection-string "\$CS"  # rule blob-write-scratch
   az storage blob delete -c reports -n summary.txt --connection-string "\$CS"  # rule blob-no-delete
+
+Azure Resource Manager through weir's HTTPS proxy (target "arm" is the real
+management.azure.com: give weir an Azure identity first, azure.credential in
+.demo/weir.yaml or the default chain, e.g. the operator's own az login).
+Paste into the agent's shell (also in .demo/agent_azure.env):
+
+$(sed 's/^/  /' "$DEMO/agent_azure.env")
+  az login --identity && az group list
+  az storage account keys list -g RG -n ACCOUNT     # rule arm-secrets-review: approval first, keys masked
 
 Stop everything:  scripts/demo.sh stop      (scripts/demo.sh reset also deletes .demo/)
 EOF
