@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -213,20 +212,12 @@ func newAPIClient(cmd *cobra.Command) (*apiClient, error) {
 // weir's generated certificate in data_dir/tls/server.crt when no
 // cert_file is configured, else the system roots plus cert_file.
 func apiEndpoint(cfg *config.Config) (string, *tls.Config, error) {
-	if cfg.Listen.HTTP == "" {
-		return "", nil, errors.New("listen.http is not set in the config: the approvals API is served there")
-	}
-	host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
+	base, err := httpBaseURL(cfg)
 	if err != nil {
-		return "", nil, fmt.Errorf("listen.http: %w", err)
+		return "", nil, err
 	}
-	loopback := host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback()
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	addr := net.JoinHostPort(host, port)
-	if cfg.TLS.AllowPlaintextLoopback && loopback {
-		return "http://" + addr, nil, nil
+	if plainHTTP(cfg) {
+		return base, nil, nil
 	}
 	var pool *x509.CertPool
 	certFile := cfg.TLS.CertFile
@@ -243,7 +234,7 @@ func apiEndpoint(cfg *config.Config) (string, *tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return "", nil, fmt.Errorf("%s holds no PEM certificate", certFile)
 	}
-	return "https://" + addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return base, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (c *apiClient) call(method, path string, body, out any) error {

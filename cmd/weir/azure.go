@@ -13,9 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/config"
-	"github.com/weir-gw/weir/internal/identity"
 	"github.com/weir-gw/weir/internal/proxy/azure"
 	"github.com/weir-gw/weir/internal/tlsutil"
 )
@@ -195,42 +193,18 @@ func envCmd() *cobra.Command {
 			if cfg.Listen.AzureProxy == "" && proxyURL == "" {
 				return errors.New("listen.azure_proxy is off, so weir has no Azure HTTPS proxy; set listen.azure_proxy")
 			}
-			if ttl == 0 {
-				ttl = cfg.Tokens.DefaultTTL
-			}
-			if ttl > agent.MaxTTL {
-				return fmt.Errorf("--ttl %s exceeds agent %s's max_ttl of %s", ttl, agent.Name, agent.MaxTTL)
-			}
-			tctx := map[string]string{}
-			for _, kv := range contexts {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--context %q: want key=value", kv)
-				}
-				tctx[k] = v
-			}
 			bundle, _, err := caBundle(cfg)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			issuer := localAdmin()
-			tok, claims, err := env.auth.Issue(ctx, identity.IssueRequest{Agent: agent.Name, Targets: agent.Targets, TTL: ttl, Context: tctx, IssuedBy: issuer})
+			tok, claims, err := issueAgentToken(cmd.Context(), env, agent.Name, ttl, nil, contexts, "weir env")
 			if err != nil {
 				return err
 			}
-			if err := appendOne(ctx, env.st, audit.Event{Type: audit.TypeTokenIssued, Agent: agent.Name, Data: map[string]any{
-				"token_id": claims.ID, "targets": agent.Targets, "context": tctx, "issued_by": issuer, "expires": claims.Expiry().UTC(), "via": "weir env",
-			}}); err != nil {
-				return err
-			}
 			if httpURL == "" {
-				host, _, _ := net.SplitHostPort(cfg.Listen.HTTP)
-				scheme := "https"
-				if cfg.TLS.AllowPlaintextLoopback && (host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback()) {
-					scheme = "http"
+				if httpURL, err = httpBaseURL(cfg); err != nil {
+					return err
 				}
-				httpURL = scheme + "://" + agentAddr(cfg.Listen.HTTP)
 			}
 			if proxyURL == "" {
 				proxyURL = "http://" + agentAddr(cfg.Listen.AzureProxy)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/weir-gw/weir/internal/config"
@@ -69,28 +68,4 @@ func connectionStringFormat(cfg *config.Config, target, token string, claims ide
 		return "", err
 	}
 	return blob.ConnectionString(base+blob.Prefix+target, claims.ID, secret), nil
-}
-
-// httpBaseURL is how an agent on this machine reaches listen.http: http
-// only where serve allows plaintext (loopback, tls.allow_plaintext_loopback).
-func httpBaseURL(cfg *config.Config) (string, error) {
-	if cfg.Listen.HTTP == "" {
-		return "", errors.New("listen.http is not set in the config: the Blob front end is served there")
-	}
-	host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
-	if err != nil {
-		return "", fmt.Errorf("listen.http: %w", err)
-	}
-	if port == "0" {
-		return "", errors.New("listen.http has port 0; give it a fixed port so connection strings can name it")
-	}
-	loopback := host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback()
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	scheme := "https"
-	if cfg.TLS.AllowPlaintextLoopback && loopback {
-		scheme = "http"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port), nil
 }

@@ -228,8 +228,7 @@ func serveHTTP(env *serveEnv) (func(), string, error) {
 	// a slow-header client is cut by ReadHeaderTimeout, an idle one by IdleTimeout.
 	srv := &http.Server{Handler: httpapi.New(opts), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	host, _, _ := net.SplitHostPort(cfg.Listen.HTTP)
-	plain := cfg.TLS.AllowPlaintextLoopback && (host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback())
+	plain := plainHTTP(cfg)
 	scheme := "https"
 	go func() {
 		var err error
@@ -273,49 +272,12 @@ func tokenCmd() *cobra.Command {
 			}
 			defer env.close()
 			cfg := env.cfg
-			agent, ok := cfg.Agent(agentName)
-			if !ok {
-				return fmt.Errorf("agent %q is not in %s (agents: %s)", agentName, cfg.Path, agentNames(cfg))
-			}
-			if ttl == 0 {
-				ttl = cfg.Tokens.DefaultTTL
-			}
-			if ttl > agent.MaxTTL {
-				return fmt.Errorf("--ttl %s exceeds agent %s's max_ttl of %s", ttl, agent.Name, agent.MaxTTL)
-			}
-			if ttl < time.Second {
-				return errors.New("--ttl must be at least 1s")
-			}
 			render, ok := tokenFormats[format]
 			if format != "token" && !ok {
 				return fmt.Errorf("--format %q: use token%s", format, formatNames())
 			}
-			scope := agent.Targets
-			if len(targets) > 0 {
-				for _, t := range targets {
-					if !contains(agent.Targets, t) {
-						return fmt.Errorf("--target %q is not one of agent %s's targets (%s)", t, agent.Name, strings.Join(agent.Targets, ", "))
-					}
-				}
-				scope = targets
-			}
-			tctx := map[string]string{}
-			for _, kv := range contexts {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--context %q: want key=value", kv)
-				}
-				tctx[k] = v
-			}
-			ctx, st, auth := cmd.Context(), env.st, env.auth
-			issuer := localAdmin()
-			tok, claims, err := auth.Issue(ctx, identity.IssueRequest{Agent: agent.Name, Targets: scope, TTL: ttl, Context: tctx, IssuedBy: issuer})
+			tok, claims, err := issueAgentToken(cmd.Context(), env, agentName, ttl, targets, contexts, "")
 			if err != nil {
-				return err
-			}
-			if err := appendOne(ctx, st, audit.Event{Type: audit.TypeTokenIssued, Agent: agent.Name, Data: map[string]any{
-				"token_id": claims.ID, "targets": scope, "context": tctx, "issued_by": issuer, "expires": claims.Expiry().UTC(),
-			}}); err != nil {
 				return err
 			}
 			out := tok
@@ -328,7 +290,7 @@ func tokenCmd() *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "issued %s for agent %s, targets %s, expires %s\n", claims.ID, agent.Name, strings.Join(scope, ","), claims.Expiry().UTC().Format(time.RFC3339))
+			fmt.Fprintf(cmd.ErrOrStderr(), "issued %s for agent %s, targets %s, expires %s\n", claims.ID, claims.Agent, strings.Join(claims.Targets, ","), claims.Expiry().UTC().Format(time.RFC3339))
 			fmt.Fprintln(cmd.OutOrStdout(), out)
 			return nil
 		},
@@ -408,6 +370,57 @@ func tokenCmd() *cobra.Command {
 	return cmd
 }
 
+// issueAgentToken issues an agent's token from the CLI, checking the flags
+// against the config (ttl within max_ttl, targets among the agent's,
+// context as key=value), and audits the issuance. Every command that hands
+// an agent a token (token issue, env) goes through it; via says which.
+func issueAgentToken(ctx context.Context, env *cliEnv, agentName string, ttl time.Duration, targets, contexts []string, via string) (string, identity.Claims, error) {
+	cfg := env.cfg
+	agent, ok := cfg.Agent(agentName)
+	if !ok {
+		return "", identity.Claims{}, fmt.Errorf("agent %q is not in %s (agents: %s)", agentName, cfg.Path, agentNames(cfg))
+	}
+	if ttl == 0 {
+		ttl = cfg.Tokens.DefaultTTL
+	}
+	if ttl > agent.MaxTTL {
+		return "", identity.Claims{}, fmt.Errorf("--ttl %s exceeds agent %s's max_ttl of %s", ttl, agent.Name, agent.MaxTTL)
+	}
+	if ttl < time.Second {
+		return "", identity.Claims{}, errors.New("--ttl must be at least 1s")
+	}
+	scope := agent.Targets
+	if len(targets) > 0 {
+		for _, t := range targets {
+			if !contains(agent.Targets, t) {
+				return "", identity.Claims{}, fmt.Errorf("--target %q is not one of agent %s's targets (%s)", t, agent.Name, strings.Join(agent.Targets, ", "))
+			}
+		}
+		scope = targets
+	}
+	tctx := map[string]string{}
+	for _, kv := range contexts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return "", identity.Claims{}, fmt.Errorf("--context %q: want key=value", kv)
+		}
+		tctx[k] = v
+	}
+	issuer := localAdmin()
+	tok, claims, err := env.auth.Issue(ctx, identity.IssueRequest{Agent: agent.Name, Targets: scope, TTL: ttl, Context: tctx, IssuedBy: issuer})
+	if err != nil {
+		return "", identity.Claims{}, err
+	}
+	data := map[string]any{"token_id": claims.ID, "targets": scope, "context": tctx, "issued_by": issuer, "expires": claims.Expiry().UTC()}
+	if via != "" {
+		data["via"] = via
+	}
+	if err := appendOne(ctx, env.st, audit.Event{Type: audit.TypeTokenIssued, Agent: agent.Name, Data: data}); err != nil {
+		return "", identity.Claims{}, err
+	}
+	return tok, claims, nil
+}
+
 // appendOne appends one event from this CLI process; the store links it to
 // the chain under its write lock, so a running server's appends interleave
 // without forking the chain.
@@ -468,4 +481,35 @@ func localAdmin() string {
 		return "local:" + u.Username
 	}
 	return "local:unknown"
+}
+
+// httpBaseURL is how an agent on this machine reaches listen.http: http
+// only where serve allows plaintext (loopback, tls.allow_plaintext_loopback).
+func httpBaseURL(cfg *config.Config) (string, error) {
+	if cfg.Listen.HTTP == "" {
+		return "", errors.New("listen.http is not set in the config: weir's HTTP front ends (API, Blob, MCP, managed identity) are served there")
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
+	if err != nil {
+		return "", fmt.Errorf("listen.http: %w", err)
+	}
+	if port == "0" {
+		return "", errors.New("listen.http has port 0; give it a fixed port so connection strings can name it")
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	scheme := "https"
+	if plainHTTP(cfg) {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// plainHTTP reports whether listen.http speaks plain HTTP: only when
+// tls.allow_plaintext_loopback is set and it listens on loopback, as for
+// PostgreSQL (its requests carry tokens).
+func plainHTTP(cfg *config.Config) bool {
+	host, _, _ := net.SplitHostPort(cfg.Listen.HTTP)
+	return cfg.TLS.AllowPlaintextLoopback && (host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback())
 }
