@@ -217,6 +217,12 @@ func (e *AuthError) Unwrap() error { return e.Cause }
 // Authenticate verifies the token for the target and opens a session. A
 // refusal is audited and returned as *AuthError.
 func (g *Gateway) Authenticate(ctx context.Context, req AuthRequest) (*Session, error) {
+	return g.authenticate(ctx, req, true)
+}
+
+// authenticate verifies the token (and, with forTarget, that it and its
+// agent may reach req.Target), audits a refusal, and opens the session.
+func (g *Gateway) authenticate(ctx context.Context, req AuthRequest, forTarget bool) (*Session, error) {
 	var claims identity.Claims
 	var err error
 	if req.Token == "" && req.TokenID != "" {
@@ -248,12 +254,16 @@ func (g *Gateway) Authenticate(ctx context.Context, req AuthRequest) (*Session, 
 	if !ok {
 		return refuse(fmt.Sprintf("agent %q is not configured in this weir", claims.Agent), nil)
 	}
-	target, ok := g.cfg.Target(req.Target)
-	if !ok {
-		return refuse(fmt.Sprintf("there is no target %q", req.Target), nil)
-	}
-	if !claims.AllowsTarget(target.Name) || !contains(agent.Targets, target.Name) {
-		return refuse(fmt.Sprintf("this token is not valid for target %q", target.Name), nil)
+	// A session bound to no target (AuthenticateAgent) never forwards
+	// anything itself; its target is empty and its kind is the protocol.
+	target := &config.Target{Kind: req.Protocol}
+	if forTarget {
+		if target, ok = g.cfg.Target(req.Target); !ok {
+			return refuse(fmt.Sprintf("there is no target %q", req.Target), nil)
+		}
+		if !claims.AllowsTarget(target.Name) || !contains(agent.Targets, target.Name) {
+			return refuse(fmt.Sprintf("this token is not valid for target %q", target.Name), nil)
+		}
 	}
 	s := &Session{
 		ID:         "s_" + identity.RandomID(10),
@@ -267,10 +277,12 @@ func (g *Gateway) Authenticate(ctx context.Context, req AuthRequest) (*Session, 
 		done:       make(chan struct{}),
 		input: policy.Input{
 			Agent:   policy.Agent{Name: claims.Agent},
-			Target:  policy.Target{Name: target.Name, Kind: target.Kind, Labels: target.Labels},
 			Context: claims.Context,
 			Claimed: req.Claimed,
 		},
+	}
+	if forTarget {
+		s.input.Target = policy.Target{Name: target.Name, Kind: target.Kind, Labels: target.Labels}
 	}
 	err = g.audit.Append(ctx, audit.Event{Type: audit.TypeSessionStart, SessionID: s.ID, Agent: claims.Agent, Target: target.Name, Data: map[string]any{
 		"protocol": req.Protocol, "client_addr": req.ClientAddr, "token_id": claims.ID, "issued_by": claims.IssuedBy,

@@ -10,8 +10,6 @@ import (
 	"github.com/weir-gw/weir/internal/approval"
 	"github.com/weir-gw/weir/internal/audit"
 	"github.com/weir-gw/weir/internal/command"
-	"github.com/weir-gw/weir/internal/config"
-	"github.com/weir-gw/weir/internal/identity"
 	"github.com/weir-gw/weir/internal/policy"
 )
 
@@ -25,55 +23,8 @@ import (
 // (for SQL, the PostgreSQL front end's); this one carries notes and
 // agent-requested approvals (RequestApproval).
 func (g *Gateway) AuthenticateAgent(ctx context.Context, req AuthRequest) (*Session, error) {
-	claims, err := g.auth.Verify(ctx, req.Token)
-	refuse := func(public string, cause error) (*Session, error) {
-		ev := audit.Event{Type: audit.TypeAuthRefused, Agent: claims.Agent, Data: map[string]any{
-			"protocol": req.Protocol, "client_addr": req.ClientAddr, "token_id": claimsOrPeek(claims, req.Token), "reason": public,
-		}}
-		if aerr := g.audit.Append(ctx, ev); aerr != nil {
-			g.log.Error("auditing refused login", "err", aerr)
-		}
-		return nil, &AuthError{Public: public, Cause: cause}
-	}
-	if err != nil {
-		if errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrRevoked) || errors.Is(err, identity.ErrNotYet) ||
-			errors.Is(err, identity.ErrSignature) || errors.Is(err, identity.ErrMalformed) || errors.Is(err, identity.ErrUnknown) {
-			return refuse(err.Error(), err)
-		}
-		g.log.Error("verifying token", "err", err)
-		return refuse("weir could not verify the token right now", err)
-	}
-	if _, ok := g.cfg.Agent(claims.Agent); !ok {
-		return refuse(fmt.Sprintf("agent %q is not configured in this weir", claims.Agent), nil)
-	}
-	s := &Session{
-		ID:         "s_" + identity.RandomID(10),
-		g:          g,
-		Claims:     claims,
-		Target:     &config.Target{Kind: req.Protocol},
-		ClientAddr: req.ClientAddr,
-		Protocol:   req.Protocol,
-		Claimed:    maps.Clone(req.Claimed),
-		Started:    g.now(),
-		done:       make(chan struct{}),
-		input: policy.Input{
-			Agent:   policy.Agent{Name: claims.Agent},
-			Context: claims.Context,
-			Claimed: req.Claimed,
-		},
-	}
-	err = g.audit.Append(ctx, audit.Event{Type: audit.TypeSessionStart, SessionID: s.ID, Agent: claims.Agent, Data: map[string]any{
-		"protocol": req.Protocol, "client_addr": req.ClientAddr, "token_id": claims.ID, "issued_by": claims.IssuedBy,
-		"context":       map[string]any{"attested": claims.Context, "claimed": req.Claimed},
-		"token_expires": claims.Expiry().UTC(),
-	}})
-	if err != nil {
-		return nil, &AuthError{Public: "weir cannot record this session (audit store unavailable); refusing", Cause: err}
-	}
-	g.mu.Lock()
-	g.sessions[s.ID] = s
-	g.mu.Unlock()
-	return s, nil
+	req.Target, req.User = "", ""
+	return g.authenticate(ctx, req, false)
 }
 
 // AgentApproval is an approval an agent asks for before it runs a command
