@@ -1534,6 +1534,18 @@ func (r *resolver) funcCall(fc *pg_query.FuncCall, sc *scope) (srcs, error) {
 		}
 	}
 	base := parts[len(parts)-1]
+	if len(t) > 0 && setReturning[base] {
+		r.touches = true
+		return nil, r.refuse(t[0], "masked column %s may not be passed to the set-returning function %s: how many rows it returns, or whether it returns any, would reveal the value; select the column itself (it is masked on the way out)", t[0], joinName(parts))
+	}
+	if len(t) > 0 && (base == "mod" || base == "div") && len(fc.Args) == 2 {
+		if d, err := r.expr(fc.Args[1], sc); err != nil {
+			return nil, err
+		} else if len(d) > 0 {
+			// mod(1, ascii(ssn)-49) divides like %: see the / rule.
+			return nil, r.inference(d[0], "a divisor (a division-by-zero error would reveal its value)")
+		}
+	}
 	if len(t) > 0 && (base == "pg_sleep" || base == "pg_sleep_for" || base == "pg_sleep_until") {
 		return nil, r.inference(t[0], base+" (its duration would reveal the value)")
 	}

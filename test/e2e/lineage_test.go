@@ -127,7 +127,7 @@ func TestLineageMasksDerivedValues(t *testing.T) {
 		"SELECT * FROM people",
 		"SELECT * FROM (SELECT id, full_name, ssn FROM people) a",
 		"SELECT * FROM payments pay JOIN people pe ON pe.id = pay.person_id",
-		"SELECT * FROM unnest(ARRAY(SELECT email FROM people)) WITH ORDINALITY",
+		"SELECT * FROM unnest(ARRAY[1, 2]) WITH ORDINALITY, (SELECT email FROM people) e",
 		"SELECT * FROM people_contacts",
 		"SELECT * FROM accounts",
 		// M09
