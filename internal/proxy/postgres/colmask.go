@@ -184,23 +184,18 @@ func (c *clientConn) keepPlans(cmds []command.Command, plans []*pgsql.MaskPlan) 
 				c.sqlPlans = map[string]*pgsql.MaskPlan{}
 			}
 			c.sqlPlans[cmd.Prepared] = p
-		case cmd.Verb == "DEALLOCATE" && cmd.Prepared == "*", cmd.Verb == "DISCARD":
-			clear(c.sqlPlans)
-			if cmd.Verb == "DISCARD" {
-				clear(c.cursorPlans)
-			}
-		case cmd.Verb == "DEALLOCATE":
-			delete(c.sqlPlans, cmd.Prepared)
 		case cmd.Verb == "DECLARE":
 			if c.cursorPlans == nil {
 				c.cursorPlans = map[string]*pgsql.MaskPlan{}
 			}
 			c.cursorPlans[cmd.Prepared] = p
-		case cmd.Verb == "CLOSE" && cmd.Prepared == "*":
-			clear(c.cursorPlans)
-		case cmd.Verb == "CLOSE":
-			delete(c.cursorPlans, cmd.Prepared)
 		}
+		// DEALLOCATE, CLOSE and DISCARD forget nothing: weir cannot tell
+		// whether the server ran them (SELECT 1/0; DEALLOCATE p skips
+		// it), and a plan forgotten for a statement the server still
+		// holds would let a later PREPARE of that name (which the server
+		// refuses) leave EXECUTE with a clean plan for the masked
+		// statement. The names stay taken (checkNames).
 	}
 }
 

@@ -633,14 +633,14 @@ func (c *clientConn) checkNames(cmd *command.Command) string {
 	switch cmd.Verb {
 	case "PREPARE":
 		if c.stmts[name] != nil || c.sqlPrepared[name] != nil {
-			return fmt.Sprintf("prepared statement %q already exists in this session; DEALLOCATE it or use another name", name)
+			return fmt.Sprintf("prepared statement %q exists or existed in this session; weir does not reuse a name (it cannot tell whether a DEALLOCATE took effect on the server), so use another name", name)
 		}
 		if strings.HasPrefix(name, hiddenPrefix) {
 			return fmt.Sprintf("statement names starting with %q are reserved by weir", hiddenPrefix)
 		}
 	case "DECLARE":
 		if c.portals[name] != nil || c.cursors[name] {
-			return fmt.Sprintf("cursor %q already exists in this session; CLOSE it or use another name", name)
+			return fmt.Sprintf("cursor %q exists or existed in this session; weir does not reuse a name (it cannot tell whether a CLOSE took effect on the server), so use another name", name)
 		}
 	case "FETCH", "MOVE":
 		if !c.cursors[name] {
@@ -674,20 +674,14 @@ func (c *clientConn) applySQLPrepared(cmds []command.Command) {
 			}
 			body := *cmd
 			c.sqlPrepared[cmd.Prepared] = &body
-		case cmd.Verb == "DEALLOCATE" && cmd.Prepared == "*", cmd.Verb == "DISCARD":
-			clear(c.sqlPrepared)
-		case cmd.Verb == "DEALLOCATE":
-			delete(c.sqlPrepared, cmd.Prepared)
 		case cmd.Verb == "DECLARE":
 			if c.cursors == nil {
 				c.cursors = map[string]bool{}
 			}
 			c.cursors[cmd.Prepared] = true
-		case cmd.Verb == "CLOSE" && cmd.Prepared == "*":
-			clear(c.cursors)
-		case cmd.Verb == "CLOSE":
-			delete(c.cursors, cmd.Prepared)
 		}
+		// DEALLOCATE, CLOSE and DISCARD release nothing here: see
+		// keepPlans (the server may not have run them).
 	}
 }
 
