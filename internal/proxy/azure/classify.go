@@ -527,6 +527,12 @@ func classifyARM(method string, segs []string, body []byte) (command.Command, er
 		if ns == "microsoft.resources" && first == "deploymentscripts" && c.Kind != command.KindRead {
 			c.Risks = append(c.Risks, RiskCodeExecution)
 		}
+		// Creating a run command or an extension (CustomScript) runs code
+		// on the machine, as the runCommand action does; a deployment
+		// declaring them is flagged the same way (inspectDeployment).
+		if len(types) > 0 && len(types) == len(names) && c.Kind != command.KindRead && (types[len(types)-1] == "runcommands" || types[len(types)-1] == "extensions") {
+			c.Risks = append(c.Risks, RiskCodeExecution)
+		}
 		if ns == "microsoft.resources" && (first == "deployments" || first == "deploymentstacks") && len(body) > 0 && method != "GET" {
 			c.Risks = append(c.Risks, inspectDeployment(body)...)
 			if len(c.Risks) > 0 {

@@ -82,6 +82,17 @@ func TestClassifyARM(t *testing.T) {
 		{"PUT", sub + "/resourcegroups/rg/providers/Microsoft.Resources/deployments/d?api-version=2022-09-01", `{"properties":{"template":"{\"resources\":[]}"}}`,
 			"microsoft.resources/deployments/write", command.KindAdmin, sub + "/resourcegroups/rg/providers/microsoft.resources/deployments/d", []command.Risk{RiskOpaqueTemplate}, nil},
 		{"GET", sub + "/locations?api-version=2022-12-01", "", "microsoft.resources/subscriptions/locations/read", command.KindRead, sub + "/locations", nil, nil},
+		// Code run on a machine by creating a child resource, not only by
+		// the runCommand action: managed run commands and extensions
+		// (CustomScript) are what a deployment of them is flagged for.
+		{"PUT", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/runCommands/rc?api-version=2023-03-01", `{"location":"eastus","properties":{"source":{"script":"id"}}}`,
+			"microsoft.compute/virtualmachines/runcommands/write", command.KindWrite, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm/runcommands/rc", []command.Risk{RiskCodeExecution}, nil},
+		{"PUT", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/extensions/CustomScript?api-version=2023-03-01", `{"location":"eastus","properties":{"type":"CustomScript"}}`,
+			"microsoft.compute/virtualmachines/extensions/write", command.KindWrite, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm/extensions/customscript", []command.Risk{RiskCodeExecution}, nil},
+		{"PATCH", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/extensions/e?api-version=2023-03-01", `{"properties":{}}`,
+			"microsoft.compute/virtualmachinescalesets/extensions/write", command.KindWrite, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/extensions/e", []command.Risk{RiskCodeExecution}, nil},
+		{"GET", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/runCommands?api-version=2023-03-01", "",
+			"microsoft.compute/virtualmachines/runcommands/read", command.KindRead, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm/runcommands", nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
