@@ -810,6 +810,10 @@ func classifyVault(host, method string, segs []string) (command.Command, error) 
 			case "encrypt", "decrypt", "sign", "verify", "wrapkey", "unwrapkey", "release":
 				op(low[3], command.KindRead, low[:3])
 				c.Risks = append(c.Risks, RiskKeyUse)
+				if low[3] == "release" {
+					// the key itself leaves the vault, as without a version
+					c.Risks = append(c.Risks, RiskSecretRead)
+				}
 			default:
 				return unknown()
 			}

@@ -221,6 +221,9 @@ func TestClassifyVault(t *testing.T) {
 		{"GET", "/keys/k?api-version=7.4", "microsoft.keyvault/vaults/keys/get", command.KindRead, "myvault/keys/k", false},
 		{"POST", "/keys/k/create?api-version=7.4", "microsoft.keyvault/vaults/keys/create", command.KindWrite, "myvault/keys/k", false},
 		{"POST", "/keys/k/v1/decrypt?api-version=7.4", "microsoft.keyvault/vaults/keys/decrypt", command.KindRead, "myvault/keys/k/v1", false},
+		// Release hands out the key itself, with or without a version.
+		{"POST", "/keys/k/release?api-version=7.4", "microsoft.keyvault/vaults/keys/release", command.KindRead, "myvault/keys/k", true},
+		{"POST", "/keys/k/v1/release?api-version=7.4", "microsoft.keyvault/vaults/keys/release", command.KindRead, "myvault/keys/k/v1", true},
 		{"GET", "/certificates/c?api-version=7.4", "microsoft.keyvault/vaults/certificates/get", command.KindRead, "myvault/certificates/c", false},
 		{"PUT", "/certificates/issuers/i?api-version=7.4", "microsoft.keyvault/vaults/certificates/issuers", command.KindAdmin, "myvault/certificates/issuers/i", false},
 	}
