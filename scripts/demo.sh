@@ -367,8 +367,9 @@ agents:
     targets: [shop, lake, arm]
     max_ttl: 8h
 policy:
-  masking:                  # values leave weir masked by content
+  masking:                  # values leave weir masked by content and by column lineage
     format: partial         # partial | redact | hash | null (detectors: all by default)
+    columns: [customers.email, customers.phone, customers.iban, payments.card_number]
   rules:
     - name: no-ddl
       when: 'command.kind == "ddl" || command.kind == "admin"'
@@ -483,6 +484,8 @@ Connect as the agent:
 Try:
   allowed:   SELECT id, full_name, email, iban FROM customers ORDER BY id LIMIT 5;
              SELECT status, count(*), sum(total_cents) / 100 AS total FROM orders GROUP BY status;
+  masked:    SELECT id, md5(email), upper(iban) FROM customers LIMIT 3;    -- derived from masked columns: masked too
+  refused:   SELECT id FROM customers WHERE email LIKE 'a%';             -- a masked column in WHERE is an inference channel
   review:    UPDATE orders SET status = 'refunded' WHERE id = 42;      -- refused with an approval request id
   denied:    DROP TABLE payments;                                        -- rule no-ddl
              SELECT pg_read_file('/etc/passwd');                         -- rule no-risky (file_access)
