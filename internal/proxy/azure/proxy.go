@@ -729,22 +729,46 @@ func (p *Proxy) forward(ctx context.Context, req *http.Request, rt *route, host 
 		}
 		up.Header.Set("Authorization", "Bearer "+tok)
 	}
+	// The credential weir just presented: an upstream that echoes its
+	// request (a debugging function trigger) must not hand it on.
+	_, cred, _ := strings.Cut(up.Header.Get("Authorization"), " ")
+	if rt.target.Kind == config.KindAzureFunctions {
+		cred = up.Header.Get("x-functions-key")
+	}
 	resp, err := p.client.Do(up)
 	if err != nil {
 		p.o.Log.Warn("upstream request failed", "target", rt.target.Name, "err", err)
 		return 0, nil, nil, zero, errors.New("weir could not reach the upstream service")
 	}
 	defer resp.Body.Close()
-	return p.response(resp, rt, host, cl)
+	return p.response(resp, rt, host, cl, cred)
+}
+
+// redactedCredential replaces weir's own upstream credential in a response.
+const redactedCredential = "[REDACTED: weir's upstream credential]"
+
+// scrubber removes cred from text; a credential too short to be told
+// apart from ordinary text is not one weir would hold.
+func scrubber(cred string) func(string) string {
+	if len(cred) < 8 {
+		return func(s string) string { return s }
+	}
+	return func(s string) string { return strings.ReplaceAll(s, cred, redactedCredential) }
 }
 
 type maskCounts = mask.Counts
 
 // response reads, decodes, checks and masks an upstream response.
-func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classified) (int, http.Header, []byte, maskCounts, error) {
+func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classified, cred string) (int, http.Header, []byte, maskCounts, error) {
 	var counts maskCounts
+	scrub := scrubber(cred)
 	hdr := copyHeaders(resp.Header)
 	hdr.Del("Set-Cookie")
+	for _, vs := range hdr {
+		for i, v := range vs {
+			vs[i] = scrub(v)
+		}
+	}
 	link := func(s string) (string, bool) { return rewriteLink(s, rt, host) }
 	for _, h := range []string{"Location", "Azure-Asyncoperation", "Azure-Asyncnotification", "Operation-Location", "Content-Location"} {
 		if v := hdr.Get(h); v != "" {
@@ -779,6 +803,9 @@ func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classi
 	if len(b) == 0 {
 		return resp.StatusCode, hdr, b, counts, nil
 	}
+	if len(cred) >= 8 {
+		b = bytes.ReplaceAll(b, []byte(cred), []byte(redactedCredential))
+	}
 	m := p.o.Gateway.Masker()
 	ct := strings.ToLower(resp.Header.Get("Content-Type"))
 	allSecret := false
@@ -788,7 +815,7 @@ func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classi
 		}
 	}
 	if strings.Contains(ct, "json") || (ct == "" && json.Valid(b)) {
-		out, c, err := maskJSON(&jsonMasker{m: m, allSecret: allSecret, link: link, reveal: cl.Reveal}, b)
+		out, c, err := maskJSON(&jsonMasker{m: m, allSecret: allSecret, link: link, reveal: cl.Reveal, scrub: scrub}, b)
 		if err != nil {
 			if errors.Is(err, ErrForeignLink) {
 				return 0, nil, nil, counts, errors.New("weir: the upstream response links to another host (nextLink), which weir refuses")

@@ -51,11 +51,17 @@ type jsonMasker struct {
 	// still scanned.
 	reveal bool
 	link   func(string) (string, bool)
+	// scrub removes weir's own upstream credential, which JSON escaping
+	// could hide from a scan of the raw bytes (nil: nothing to remove).
+	scrub  func(string) string
 	counts mask.Counts
 	out    bytes.Buffer
 }
 
 func (j *jsonMasker) str(s string, secret bool) {
+	if j.scrub != nil {
+		s = j.scrub(s)
+	}
 	switch {
 	case secret && j.reveal:
 	case secret && j.m != nil:

@@ -215,6 +215,16 @@ func TestFunctions(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "order 42 accepted") || strings.Contains(body, "ops@example.com") {
 		t.Fatalf("orders function: %d %q", resp.StatusCode, body)
 	}
+	// A trigger that echoes its request must not hand the agent the
+	// function key weir injected, in the body or in a header.
+	for _, path := range []string{"/api/orders/echo", "/api/orders/echojson"} {
+		resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", path, host, tok))
+		var hdr bytes.Buffer
+		resp.Header.Write(&hdr)
+		if resp.StatusCode != 200 || !w.fake.saw(path) || strings.Contains(body, functionKey) || strings.Contains(hdr.String(), functionKey) {
+			t.Fatalf("%s: %d %s\n%s", path, resp.StatusCode, hdr.String(), body)
+		}
+	}
 	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/admin-reset HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
 	if resp.StatusCode != 403 || w.fake.saw("/api/admin-reset") {
 		t.Fatalf("other function: %d %q", resp.StatusCode, body)

@@ -396,6 +396,19 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			rw.WriteHeader(401)
 			return
 		}
+		switch p {
+		case "/api/orders/echo":
+			// A debugging trigger that echoes its request, as many do:
+			// the key weir injected comes back in the body and a header.
+			rw.Header().Set("Content-Type", "text/plain")
+			rw.Header().Set("X-Echo-Key", r.Header.Get("X-Functions-Key"))
+			r.Header.Write(rw)
+			return
+		case "/api/orders/echojson":
+			b, _ := json.Marshal(map[string]any{"headers": r.Header, "note": "key=" + r.Header.Get("X-Functions-Key")})
+			writeJSON(rw, 200, b)
+			return
+		}
 		rw.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintf(rw, "order %s accepted; contact ops@example.com\n", strings.TrimPrefix(p, "/api/orders/"))
 		return
