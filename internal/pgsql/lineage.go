@@ -1288,47 +1288,24 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 		parts = append(parts, s.Sval)
 	}
 	name := parts[len(parts)-1]
+	if len(parts) == 1 {
+		return r.bareName(name, sc)
+	}
+	rel := parts[len(parts)-2]
 	for s := sc; s != nil; s = s.parent {
 		var t srcs
 		found := false
-		if len(parts) == 1 {
-			for _, it := range s.named {
-				for _, c := range it.cols {
-					if c.name == name {
-						t, found = union(t, c.src), true
-					}
+		for _, it := range s.named {
+			if it.alias != rel {
+				continue
+			}
+			for _, c := range it.cols {
+				if c.name == name {
+					t, found = union(t, c.src), true
 				}
 			}
-			if !found {
-				// SELECT c FROM customers c: a whole-row reference.
-				for _, it := range s.named {
-					if it.alias == name {
-						t, found = union(t, it.whole()), true
-					}
-				}
-			}
-			if !found {
-				for _, it := range s.named {
-					if !it.known {
-						// An item of unknown columns may hold this one.
-						t, found = union(t, it.whole()), true
-					}
-				}
-			}
-		} else {
-			rel := parts[len(parts)-2]
-			for _, it := range s.named {
-				if it.alias != rel {
-					continue
-				}
-				for _, c := range it.cols {
-					if c.name == name {
-						t, found = union(t, c.src), true
-					}
-				}
-				if !found && !it.known {
-					t, found = union(t, it.whole()), true
-				}
+			if !found && !it.known {
+				t, found = union(t, it.whole()), true
 			}
 		}
 		if found {
@@ -1336,6 +1313,51 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 		}
 	}
 	return nil, r.refuse("", "weir cannot resolve column %q in this query, so it cannot tell whether it derives from a masked column; qualify it with its table", strings.Join(parts, "."))
+}
+
+// bareName resolves an unqualified name as PostgreSQL does
+// (transformColumnRef): as a column of the innermost query level that has
+// one, searching every level outward, and only if no level has such a
+// column as a whole-row reference to a FROM item of that name. In
+// (SELECT ssn FROM orders ssn) inside a query over people, ssn is
+// people.ssn, not the row of orders.
+func (r *resolver) bareName(name string, sc *scope) (srcs, error) {
+	var t srcs
+	maybe := false
+	for s := sc; s != nil; s = s.parent {
+		found := false
+		for _, it := range s.named {
+			for _, c := range it.cols {
+				if c.name == name {
+					t, found = union(t, c.src), true
+				}
+			}
+		}
+		if found {
+			return r.touched(t), nil
+		}
+		for _, it := range s.named {
+			if !it.known {
+				// An item of unknown columns may hold this one; if it
+				// does not, an outer level's column or an alias is meant:
+				// count all of them.
+				t, maybe = union(t, it.whole()), true
+			}
+		}
+	}
+	found := maybe
+	for s := sc; s != nil; s = s.parent {
+		// SELECT c FROM customers c: a whole-row reference.
+		for _, it := range s.named {
+			if it.alias == name {
+				t, found = union(t, it.whole()), true
+			}
+		}
+	}
+	if !found {
+		return nil, r.refuse("", "weir cannot resolve column %q in this query, so it cannot tell whether it derives from a masked column; qualify it with its table", name)
+	}
+	return r.touched(t), nil
 }
 
 func (r *resolver) touched(t srcs) srcs {

@@ -415,3 +415,35 @@ func mustClassify(t *testing.T, sql string) []command.Command {
 	}
 	return cmds
 }
+
+// Names resolve as PostgreSQL resolves them: a bare name is a column of
+// any query level before it is a table alias; a qualified name stops at
+// the innermost level that has that alias (p.row_to_json there is
+// row_to_json(p), functional notation).
+func TestLineageNameResolutionOrder(t *testing.T) {
+	cat := newTestCatalog()
+	for _, tc := range []struct {
+		sql    string
+		masked bool
+		refuse string
+	}{
+		{sql: "SELECT (SELECT email FROM orders email LIMIT 1) FROM customers", masked: true},
+		{sql: "SELECT id FROM customers WHERE EXISTS (SELECT 1 FROM orders email WHERE email LIKE 'a%')", refuse: "WHERE"},
+		{sql: "SELECT (SELECT o FROM orders o LIMIT 1) FROM customers"},
+	} {
+		plans, err := PlanMasking(tc.sql, cat, testRules(t, false))
+		if tc.refuse != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.refuse) {
+				t.Errorf("%s: want refusal mentioning %q, got %v", tc.sql, tc.refuse, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.sql, err)
+			continue
+		}
+		if got := plans[0].Masked(); got != tc.masked {
+			t.Errorf("%s: masked %v, want %v", tc.sql, got, tc.masked)
+		}
+	}
+}

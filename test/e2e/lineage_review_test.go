@@ -135,3 +135,34 @@ func TestLineageNameReuseAfterFailedRelease(t *testing.T) {
 		t.Errorf("re-PREPARE after DEALLOCATE: %v", err)
 	}
 }
+
+// PostgreSQL resolves a bare name as a column of any query level before it
+// tries it as a table alias (a whole-row reference); weir took the alias of
+// the inner level first, so in (SELECT ssn FROM orders ssn) it saw the
+// clean row of orders while PostgreSQL read people.ssn of the outer query:
+// 123450002 came back in clear, and WHERE ssn LIKE … filtered on it.
+func TestLineageOuterColumnBeforeInnerAlias(t *testing.T) {
+	conn := connect(t, "shop")
+	for _, q := range []string{
+		"SELECT (SELECT ssn FROM orders ssn LIMIT 1) FROM people WHERE id = 2",
+		"SELECT p.id, s.x FROM people p, LATERAL (SELECT ssn AS x FROM orders ssn LIMIT 1) s WHERE p.id = 2",
+	} {
+		for _, m := range modes {
+			raw, _, err := readAll(t, conn, q, m.opts)
+			if err != nil {
+				t.Errorf("%s [%s]: %v", q, m.name, err)
+				continue
+			}
+			assertNoLeak(t, q+" ["+m.name+"]", bytes.Join(raw, []byte{0}))
+		}
+	}
+	mark := marker(t)
+	_, _, err := readAll(t, conn, mark+"SELECT id FROM people WHERE EXISTS (SELECT 1 FROM orders ssn WHERE ssn LIKE '12345000%')", nil)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Errorf("filter on the outer masked column: want 42501, got %v", err)
+	}
+	if serverSaw(t, mark) {
+		t.Error("the filter reached the server")
+	}
+}
