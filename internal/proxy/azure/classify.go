@@ -118,8 +118,12 @@ func Classify(o *ClassifyOptions, method, escapedPath, rawQuery string, body []b
 		finish(&c, method, out.Path, out.RawQuery, body)
 		out.Commands = []command.Command{c}
 	case config.KindAzureFunctions:
-		if q.Has("code") {
-			return nil, refuse("CredentialNotAllowed", "the query parameter code (a function key) must not be sent: weir injects the function key itself")
+		// The Functions host reads query names case-insensitively (ASP.NET
+		// Core), so Code= is a function key as much as code= is.
+		for k := range q {
+			if strings.EqualFold(k, "code") {
+				return nil, refuse("CredentialNotAllowed", "the query parameter %s (a function key) must not be sent: weir injects the function key itself", k)
+			}
 		}
 		if len(body) > 0 && json.Valid(body) {
 			if err := CheckJSON(body); err != nil {

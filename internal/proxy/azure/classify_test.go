@@ -271,7 +271,7 @@ func TestClassifyFunctions(t *testing.T) {
 	if c.Attrs["function"] != "orders" || c.Attrs["site"] != "myapp" || c.Kind != command.KindWrite || c.Resource != "myapp/api/Orders/42" {
 		t.Fatalf("%+v", c)
 	}
-	for _, tc := range []struct{ path, query string }{{"/admin/host/keys", ""}, {"/runtime/webhooks/x", ""}, {"/api/f", "code=abc"}, {"/api", ""}} {
+	for _, tc := range []struct{ path, query string }{{"/admin/host/keys", ""}, {"/runtime/webhooks/x", ""}, {"/api/f", "code=abc"}, {"/api/f", "Code=abc"}, {"/api/f", "CODE=abc"}, {"/api", ""}} {
 		if _, err := Classify(o, "GET", tc.path, tc.query, nil); err == nil {
 			t.Errorf("%s?%s was classified", tc.path, tc.query)
 		}
