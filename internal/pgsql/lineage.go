@@ -1291,14 +1291,19 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 	if len(parts) == 1 {
 		return r.bareName(name, sc)
 	}
+	// rel.name: the innermost level with a FROM item called rel decides
+	// (PostgreSQL's refnameNamespaceItem). If that item has no column
+	// name, PostgreSQL reads name(rel), a function on the whole row
+	// (p.row_to_json), never an outer rel: refused below.
 	rel := parts[len(parts)-2]
 	for s := sc; s != nil; s = s.parent {
 		var t srcs
-		found := false
+		found, named := false, false
 		for _, it := range s.named {
 			if it.alias != rel {
 				continue
 			}
+			named = true
 			for _, c := range it.cols {
 				if c.name == name {
 					t, found = union(t, c.src), true
@@ -1310,6 +1315,9 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 		}
 		if found {
 			return r.touched(t), nil
+		}
+		if named {
+			break
 		}
 	}
 	return nil, r.refuse("", "weir cannot resolve column %q in this query, so it cannot tell whether it derives from a masked column; qualify it with its table", strings.Join(parts, "."))

@@ -430,6 +430,8 @@ func TestLineageNameResolutionOrder(t *testing.T) {
 		{sql: "SELECT (SELECT email FROM orders email LIMIT 1) FROM customers", masked: true},
 		{sql: "SELECT id FROM customers WHERE EXISTS (SELECT 1 FROM orders email WHERE email LIKE 'a%')", refuse: "WHERE"},
 		{sql: "SELECT (SELECT o FROM orders o LIMIT 1) FROM customers"},
+		{sql: "SELECT (SELECT c.row_to_json FROM customers c LIMIT 1) FROM (SELECT 1 AS row_to_json) c", refuse: "cannot resolve"},
+		{sql: "SELECT (SELECT c.total_cents FROM customers c LIMIT 1) FROM orders c", refuse: "cannot resolve"},
 	} {
 		plans, err := PlanMasking(tc.sql, cat, testRules(t, false))
 		if tc.refuse != "" {

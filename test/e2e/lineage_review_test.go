@@ -166,3 +166,24 @@ func TestLineageOuterColumnBeforeInnerAlias(t *testing.T) {
 		t.Error("the filter reached the server")
 	}
 }
+
+// A qualified name p.x belongs to the innermost FROM item called p; when p
+// has no column x, PostgreSQL reads x(p), a function on the whole row.
+// weir looked for an outer p instead, so
+// (SELECT p.row_to_json::text FROM people p) under an outer p with a clean
+// column row_to_json returned the whole row of people in clear.
+func TestLineageQualifiedNameInnermostAlias(t *testing.T) {
+	conn := connect(t, "shop")
+	q := "SELECT (SELECT p.row_to_json::text FROM people p WHERE p.id = 2) FROM (SELECT 1 AS row_to_json) p"
+	for _, m := range modes {
+		raw, _, err := readAll(t, conn, q, m.opts)
+		if err == nil {
+			assertNoLeak(t, q+" ["+m.name+"]", bytes.Join(raw, []byte{0}))
+			continue
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("[%s] want masked rows or refusal 42501, got %v", m.name, err)
+		}
+	}
+}
