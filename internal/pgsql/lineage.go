@@ -864,6 +864,14 @@ func (r *resolver) rangeVar(rv *pg_query.RangeVar, sc *scope) (*rte, error) {
 	return t, nil
 }
 
+// target resolves the relation an INSERT, UPDATE, DELETE or COPY names:
+// always a real relation, never a CTE of the same name (WITH t AS (…)
+// UPDATE t updates the table t, and its RETURNING reads the table's
+// columns).
+func (r *resolver) target(rv *pg_query.RangeVar) (*rte, error) {
+	return r.rangeVar(rv, &scope{})
+}
+
 func (r *resolver) relationCols(rel *Relation) ([]col, error) {
 	cols := make([]col, len(rel.Columns))
 	for i, name := range rel.Columns {
@@ -1607,7 +1615,7 @@ func (r *resolver) insert(s *pg_query.InsertStmt) ([]col, error) {
 		}
 	}
 	sc := &scope{parent: ws}
-	t, err := r.rangeVar(s.Relation, sc)
+	t, err := r.target(s.Relation)
 	if err != nil {
 		return nil, err
 	}
@@ -1676,7 +1684,7 @@ func (r *resolver) update(s *pg_query.UpdateStmt) ([]col, error) {
 		return nil, err
 	}
 	sc := &scope{parent: ws}
-	t, err := r.rangeVar(s.Relation, sc)
+	t, err := r.target(s.Relation)
 	if err != nil {
 		return nil, err
 	}
@@ -1704,7 +1712,7 @@ func (r *resolver) delete(s *pg_query.DeleteStmt) ([]col, error) {
 		return nil, err
 	}
 	sc := &scope{parent: ws}
-	t, err := r.rangeVar(s.Relation, sc)
+	t, err := r.target(s.Relation)
 	if err != nil {
 		return nil, err
 	}
@@ -1737,7 +1745,7 @@ func (r *resolver) copyStmt(s *pg_query.CopyStmt) (MaskPlan, error) {
 		}
 	} else {
 		sc := &scope{}
-		t, err := r.rangeVar(s.Relation, sc)
+		t, err := r.target(s.Relation)
 		if err != nil {
 			return MaskPlan{}, err
 		}

@@ -449,3 +449,22 @@ func TestLineageNameResolutionOrder(t *testing.T) {
 		}
 	}
 }
+
+// The table a DML statement writes is never a CTE of the same name.
+func TestLineageWriteTargetNotCTE(t *testing.T) {
+	cat := newTestCatalog()
+	for _, q := range []string{
+		"WITH customers AS (SELECT 1 AS id, 'x' AS email) UPDATE customers SET full_name = 'n' WHERE id = 1 RETURNING email",
+		"WITH customers AS (SELECT 1 AS id, 'x' AS email) DELETE FROM customers WHERE id = 1 RETURNING email",
+		"WITH customers AS (SELECT 1 AS id, 'x' AS email) INSERT INTO customers (full_name) VALUES ('n') RETURNING email",
+	} {
+		plans, err := PlanMasking(q, cat, testRules(t, false))
+		if err != nil {
+			t.Errorf("%s: %v", q, err)
+			continue
+		}
+		if len(plans) != 1 || !plans[0].Masked() || plans[0].Columns[0] != "customers.email" {
+			t.Errorf("%s: RETURNING email not masked: %+v", q, plans)
+		}
+	}
+}

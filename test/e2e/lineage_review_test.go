@@ -187,3 +187,37 @@ func TestLineageQualifiedNameInnermostAlias(t *testing.T) {
 		}
 	}
 }
+
+// The table an INSERT, UPDATE or DELETE writes is always a real relation,
+// never a CTE of the same name; weir resolved it through the CTE, so
+// WITH scratch AS (SELECT … 'x' AS iban) UPDATE scratch … RETURNING iban
+// returned the real, masked iban in clear. (The database "other" gets a
+// scratch table with an iban column, masked by the selector *.iban; the
+// policy allows writes to scratch.)
+func TestLineageWriteTargetIsNotACTE(t *testing.T) {
+	ctx := context.Background()
+	if err := env.pg.Exec(ctx, "other", "CREATE TABLE IF NOT EXISTS scratch (id int PRIMARY KEY, note text, iban text); INSERT INTO scratch VALUES (1, 'n', 'zz-secret-iban-777') ON CONFLICT DO NOTHING; GRANT ALL ON scratch TO weir_agent"); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, "other")
+	for _, q := range []string{
+		"WITH scratch AS (SELECT 1 AS id, 'x' AS iban) UPDATE scratch SET note = 'n2' WHERE id = 1 RETURNING iban",
+		"WITH scratch AS (SELECT 1 AS id, 'x' AS iban) INSERT INTO scratch (id, note) VALUES (1, 'z') ON CONFLICT (id) DO UPDATE SET note = 'q' RETURNING iban",
+		"WITH scratch AS (SELECT 1 AS id, 'x' AS iban) UPDATE scratch SET note = 'n3' WHERE id = 1 RETURNING *",
+		"WITH scratch AS (SELECT 1 AS id, 'x' AS iban) DELETE FROM scratch WHERE id = 1 AND false RETURNING iban",
+	} {
+		for _, m := range modes {
+			raw, _, err := readAll(t, conn, q, m.opts)
+			if err != nil {
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "42501" {
+					t.Errorf("%s [%s]: %v", q, m.name, err)
+				}
+				continue
+			}
+			if got := bytes.Join(raw, []byte{0}); bytes.Contains(got, []byte("secret-iban")) {
+				t.Errorf("%s [%s]: the masked iban came back: %q", q, m.name, got)
+			}
+		}
+	}
+}
