@@ -224,6 +224,11 @@ func classify(method string, p Path, q url.Values, h http.Header, copyCheck func
 				if err != nil {
 					return command.Command{}, err
 				}
+				// A copy is an admin command, not a write: Azure reads the
+				// source where weir masks nothing, and the writer sets the
+				// Content-Type that decides masking, so a rule granting
+				// writes must not grant an unmasked read with them.
+				kind = command.KindAdmin
 				c.Risks = append(c.Risks, RiskCopy)
 				c.Reads = append(c.Reads, src)
 				if c.Attrs == nil {

@@ -27,7 +27,7 @@ func TestClassify(t *testing.T) {
 		{"GET", "/reports/a.csv", "", nil, "GetBlob", command.KindRead, ""},
 		{"HEAD", "/reports/a.csv", "", nil, "GetBlobProperties", command.KindRead, ""},
 		{"PUT", "/reports/a.csv", "", map[string]string{"x-ms-blob-type": "BlockBlob"}, "PutBlob", command.KindWrite, ""},
-		{"PUT", "/reports/a.csv", "", map[string]string{"x-ms-copy-source": "https://x.blob.core.windows.net/c/b"}, "CopyBlob", command.KindWrite, ""},
+		{"PUT", "/reports/a.csv", "", map[string]string{"x-ms-copy-source": "https://x.blob.core.windows.net/c/b"}, "CopyBlob", command.KindAdmin, ""},
 		{"PUT", "/reports/a.csv", "comp=block&blockid=QQ==", nil, "PutBlock", command.KindWrite, ""},
 		{"PUT", "/reports/a.csv", "comp=blocklist", nil, "PutBlockList", command.KindWrite, ""},
 		{"PUT", "/reports/a.csv", "comp=appendblock", nil, "AppendBlock", command.KindWrite, ""},

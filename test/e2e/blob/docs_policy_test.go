@@ -27,6 +27,8 @@ import (
 // docsWeir runs the front end with the config of docs/blob.md as a user
 // would copy it (only the endpoint and data_dir point at this test's
 // Azurite and a temporary directory), and returns an agent client for it.
+// extraRules are appended to the page's rules, or replace its policy when
+// they start with "policy:".
 func docsWeir(t *testing.T, extraRules string) *azblob.Client {
 	t.Helper()
 	ctx := context.Background()
@@ -49,6 +51,11 @@ func docsWeir(t *testing.T, extraRules string) *azblob.Client {
 		}
 	}
 	yml = strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n" + extraRules
+	if strings.HasPrefix(extraRules, "policy:") {
+		// a policy of the test's own in place of the page's
+		head, _, _ := strings.Cut(yml, "\npolicy:\n")
+		yml = head + "\n" + extraRules
+	}
 	cfg, err := config.Parse("docs/blob.md", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
@@ -144,5 +151,51 @@ func TestDocsPolicyCopyIsNotAReadAroundPolicy(t *testing.T) {
 	// A copy within scratch/ stays allowed.
 	if _, err := agent.ServiceClient().NewContainerClient("scratch").NewBlobClient("keep-copy.txt").StartCopyFromURL(ctx, env.azurite+"/scratch/keep.txt", nil); err != nil {
 		t.Fatalf("a copy within scratch/: %v", err)
+	}
+}
+
+// The README demo's policy (scripts/demo.sh) allows every write under
+// scratch/ and every read. A copy is not just a write: Azure reads the
+// source where weir masks nothing, and the writer sets the Content-Type
+// that decides masking. Under those rules an agent copied
+// reports/customers.csv into scratch/, set application/octet-stream and
+// downloaded e-mails and card numbers in clear. A copy is therefore an admin
+// command, which a rule granting writes does not grant.
+func TestWriteRulesDoNotGrantCopies(t *testing.T) {
+	ctx := context.Background()
+	agent := docsWeir(t, `policy:
+  rules:
+    - name: no-ddl
+      when: 'command.kind == "ddl" || command.kind == "admin"'
+      action: deny
+    - name: blob-no-delete
+      when: 'command.protocol == "blob" && command.verb.startsWith("Delete")'
+      action: deny
+    - name: blob-write-scratch
+      when: 'command.protocol == "blob" && command.writes && command.written.all(w, w.startsWith("scratch/"))'
+      action: allow
+    - name: reads
+      when: 'command.kind in ["read", "transaction"]'
+      action: allow
+`)
+	dst := agent.ServiceClient().NewContainerClient("scratch").NewBlobClient("demo-loot.csv")
+	_, err := dst.StartCopyFromURL(ctx, env.azurite+"/reports/customers.csv", nil)
+	if err == nil {
+		time.Sleep(500 * time.Millisecond)
+		dst.SetHTTPHeaders(ctx, blob.HTTPHeaders{BlobContentType: to.Ptr("application/octet-stream")}, nil)
+		got := ""
+		if resp, err := dst.DownloadStream(ctx, nil); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got = string(b)
+		}
+		t.Fatalf("a rule granting writes let the agent copy reports/customers.csv; read back: %q", got)
+	}
+	if !strings.Contains(err.Error(), "no-ddl") {
+		t.Fatalf("copy: %v", err)
+	}
+	// Writes of the agent's own bytes stay writes.
+	if _, err := agent.UploadBuffer(ctx, "scratch", "own.txt", []byte("mine"), nil); err != nil {
+		t.Fatalf("a plain upload to scratch/: %v", err)
 	}
 }

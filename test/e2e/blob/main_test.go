@@ -86,6 +86,9 @@ policy:
     - name: scratch-writes
       when: 'command.kind == "write" && "container" in command.attrs && command.attrs.container in ["scratch", "reports", "big"]'
       action: allow
+    - name: copies-into-scratch
+      when: 'command.kind == "admin" && "copy" in command.risks && command.attrs.container == "scratch"'
+      action: allow
     - name: reads
       when: 'command.protocol == "blob" && command.kind == "read"'
       action: allow
