@@ -432,7 +432,7 @@ func (r *resolver) with(wc *pg_query.WithClause, outer *scope) (*scope, error) {
 		return outer, nil
 	}
 	sc := &scope{parent: outer, ctes: map[string]*rte{}}
-	for _, n := range wc.Ctes {
+	for i, n := range wc.Ctes {
 		cte := n.GetCommonTableExpr()
 		if cte == nil {
 			return nil, r.refuse("", "weir cannot follow this WITH clause")
@@ -440,11 +440,20 @@ func (r *resolver) with(wc *pg_query.WithClause, outer *scope) (*scope, error) {
 		var cols []col
 		var err error
 		if wc.Recursive {
+			// Under WITH RECURSIVE a CTE sees the later ones too, which
+			// weir does not resolve ahead: a later name here would be
+			// taken for the real relation of that name.
+			for _, later := range wc.Ctes[i+1:] {
+				if name := later.GetCommonTableExpr().GetCtename(); namesRelation(cte.Ctequery, name) {
+					return nil, r.refuse("", "weir cannot follow a reference from WITH RECURSIVE query %q to the later query %q; define %q first", cte.Ctename, name, name)
+				}
+			}
 			// The recursive arm sees the CTE itself: iterate until the
-			// taint of its columns stops growing (it only grows, and is
-			// bounded by the masked selectors).
-			for range 4 {
-				cols, err = r.cteQuery(cte, sc)
+			// taint of its columns stops growing. It only grows, one
+			// (column, selector) pair at least per round, so it settles
+			// within that many rounds.
+			for round := 0; ; round++ {
+				cols, err = r.cteQuery(cte, sc, true)
 				if err != nil {
 					return nil, err
 				}
@@ -453,9 +462,12 @@ func (r *resolver) with(wc *pg_query.WithClause, outer *scope) (*scope, error) {
 				if prev != nil && sameTaint(prev.cols, cols) {
 					break
 				}
+				if round > len(cols)*(len(r.rules.sels)+1) {
+					return nil, r.refuse("", "weir cannot settle which masked columns recursive query %q carries; simplify it", cte.Ctename)
+				}
 			}
 		} else {
-			cols, err = r.cteQuery(cte, sc)
+			cols, err = r.cteQuery(cte, sc, false)
 			if err != nil {
 				return nil, err
 			}
@@ -463,6 +475,35 @@ func (r *resolver) with(wc *pg_query.WithClause, outer *scope) (*scope, error) {
 		sc.ctes[cte.Ctename] = cteRTE(cte, cols)
 	}
 	return sc, nil
+}
+
+// namesRelation reports whether an unqualified relation name occurs
+// anywhere under n.
+func namesRelation(n *pg_query.Node, name string) bool {
+	found := false
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if rv, ok := m.Interface().(*pg_query.RangeVar); ok {
+			if rv.Schemaname == "" && rv.Relname == name {
+				found = true
+			}
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				l := v.List()
+				for i := 0; i < l.Len() && !found; i++ {
+					walk(l.Get(i).Message())
+				}
+			case fd.Kind() == protoreflect.MessageKind:
+				walk(v.Message())
+			}
+			return !found
+		})
+	}
+	walk(n.ProtoReflect())
+	return found
 }
 
 func sameTaint(a, b []col) bool {
@@ -477,10 +518,13 @@ func sameTaint(a, b []col) bool {
 	return true
 }
 
-func (r *resolver) cteQuery(cte *pg_query.CommonTableExpr, sc *scope) ([]col, error) {
+func (r *resolver) cteQuery(cte *pg_query.CommonTableExpr, sc *scope, recursive bool) ([]col, error) {
 	switch q := cte.Ctequery.GetNode().(type) {
 	case *pg_query.Node_SelectStmt:
-		if cte.Cterecursive || q.SelectStmt.Op != pg_query.SetOperation_SETOP_NONE {
+		// Only under WITH RECURSIVE does a CTE see itself; in a plain
+		// WITH its own name inside it is the real relation of that name.
+		// (The raw parse tree never sets Cterecursive: analysis does.)
+		if recursive && q.SelectStmt.Op != pg_query.SetOperation_SETOP_NONE {
 			// A recursive CTE before its first round: seed with the
 			// non-recursive arm so the recursive one can name it.
 			if sc.ctes[cte.Ctename] == nil && q.SelectStmt.Larg != nil {

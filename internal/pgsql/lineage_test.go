@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -465,6 +466,44 @@ func TestLineageWriteTargetNotCTE(t *testing.T) {
 		}
 		if len(plans) != 1 || !plans[0].Masked() || plans[0].Columns[0] != "customers.email" {
 			t.Errorf("%s: RETURNING email not masked: %+v", q, plans)
+		}
+	}
+}
+
+// CTE scoping as in PostgreSQL: forward references under WITH RECURSIVE
+// are refused, a plain WITH's own name inside it is the real relation,
+// and recursive taint settles however many rounds it takes.
+func TestLineageCTEScoping(t *testing.T) {
+	cat := newTestCatalog()
+	for _, tc := range []struct {
+		sql    string
+		masked []int
+		refuse string
+	}{
+		{sql: "WITH RECURSIVE a AS (SELECT * FROM orders), orders AS (SELECT id, email, 1 FROM customers) SELECT * FROM a", refuse: "later query"},
+		{sql: "WITH customers AS (SELECT 1 AS id, 'x'::text AS email UNION ALL SELECT id, email FROM customers) SELECT email FROM customers", masked: []int{0}},
+		{sql: "WITH RECURSIVE r(n, a, b, c, d, e, f) AS (SELECT 1, email, '', '', '', '', '' FROM customers UNION ALL SELECT n + 1, f, a, b, c, d, e FROM r WHERE n < 7) SELECT n, f FROM r", masked: []int{1}},
+		{sql: "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 7) SELECT n FROM r"},
+	} {
+		plans, err := PlanMasking(tc.sql, cat, testRules(t, false))
+		if tc.refuse != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.refuse) {
+				t.Errorf("%s: want refusal mentioning %q, got %v", tc.sql, tc.refuse, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.sql, err)
+			continue
+		}
+		var got []int
+		for i, c := range plans[0].Columns {
+			if c != "" {
+				got = append(got, i)
+			}
+		}
+		if !slices.Equal(got, tc.masked) {
+			t.Errorf("%s: masked %v, want %v", tc.sql, got, tc.masked)
 		}
 	}
 }
