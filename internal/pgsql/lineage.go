@@ -1663,6 +1663,7 @@ func (r *resolver) insert(s *pg_query.InsertStmt) ([]col, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.writes(t)
 	sc.named = append(sc.named, t)
 	sc.from = append(sc.from, t)
 	if oc := s.OnConflictClause; oc != nil {
@@ -1679,6 +1680,16 @@ func (r *resolver) insert(s *pg_query.InsertStmt) ([]col, error) {
 		}
 	}
 	return r.returning(s.ReturningList, sc)
+}
+
+// writes marks a statement that writes a relation with masked columns as
+// touching them: a constraint error prints the whole failing row
+// ("Failing row contains (…)"), masked columns included, so its text must
+// be withheld.
+func (r *resolver) writes(t *rte) {
+	if len(t.whole()) > 0 {
+		r.touches = true
+	}
 }
 
 func (r *resolver) assignments(list []*pg_query.Node, sc *scope, table string) error {
@@ -1732,6 +1743,7 @@ func (r *resolver) update(s *pg_query.UpdateStmt) ([]col, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.writes(t)
 	sc.named = append(sc.named, t)
 	sc.from = append(sc.from, t)
 	for _, f := range s.FromClause {
@@ -1760,6 +1772,7 @@ func (r *resolver) delete(s *pg_query.DeleteStmt) ([]col, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.writes(t)
 	sc.named = append(sc.named, t)
 	sc.from = append(sc.from, t)
 	for _, f := range s.UsingClause {

@@ -255,3 +255,32 @@ func TestLineageCTEScoping(t *testing.T) {
 	}
 	assertNoLeak(t, "recursive CTE", bytes.Join(raw, []byte{0}))
 }
+
+// A constraint error of an UPDATE prints the whole failing row ("Failing
+// row contains (1, xxx…, zz-secret-iban-777)"), masked columns included,
+// though the statement names none of them: weir withheld error texts only
+// of statements that referenced a masked column, so the iban came back in
+// the error's DETAIL.
+func TestLineageConstraintErrorOfWrite(t *testing.T) {
+	ctx := context.Background()
+	if err := env.pg.Exec(ctx, "other", "CREATE TABLE IF NOT EXISTS scratch (id int PRIMARY KEY, note text, iban text); INSERT INTO scratch VALUES (1, 'n', 'zz-secret-iban-777') ON CONFLICT DO NOTHING; GRANT ALL ON scratch TO weir_agent; ALTER TABLE scratch DROP CONSTRAINT IF EXISTS note_short; ALTER TABLE scratch ADD CONSTRAINT note_short CHECK (length(note) < 50)"); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, "other")
+	for _, q := range []string{
+		"UPDATE scratch SET note = repeat('x', 60) WHERE id = 1",
+		"INSERT INTO scratch (id, note) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET note = repeat('y', 60)",
+	} {
+		for _, m := range modes {
+			_, _, err := readAll(t, conn, q, m.opts)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "23514" {
+				t.Errorf("%s [%s]: want the server's check violation 23514, got %v", q, m.name, err)
+				continue
+			}
+			if all := pe.Message + pe.Detail + pe.Hint + pe.Where; strings.Contains(all, "secret-iban") {
+				t.Errorf("%s [%s]: the masked iban came back in the error: %q", q, m.name, all)
+			}
+		}
+	}
+}
