@@ -87,6 +87,13 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		}
 		return res, false
 	}
+	if rng := resp.Header.Get("Content-Range"); rng != "" && !wholeRange(rng) {
+		// A value split at a range's edges is masked in neither part, so
+		// ranges read one by one would give it away (and part of a
+		// compressed stream cannot be decoded at all). A policy cannot
+		// refuse ranges instead: az sends one on every download.
+		return h.refuseRange(w, res), false
+	}
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	var dec io.Reader
 	var reenc io.WriteCloser
@@ -95,11 +102,6 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 	case "", "identity":
 		dec = cr
 	case "gzip", "x-gzip", "deflate":
-		if cr := resp.Header.Get("Content-Range"); cr != "" && !wholeRange(cr) {
-			// Part of a compressed stream cannot be decoded, so it
-			// cannot be scanned.
-			return h.failClosed(w, res, "a range of a "+enc+"-encoded text blob cannot be masked; download it whole"), false
-		}
 		var err error
 		if enc == "deflate" {
 			dec, err = zlib.NewReader(cr)
@@ -162,6 +164,14 @@ func summary(status int, n int64, masked bool) ([]string, [][]*string) {
 func (h *Handler) failClosed(w http.ResponseWriter, res gateway.Result, msg string) gateway.Result {
 	res.Error = "refused response: " + msg
 	writeError(w, http.StatusNotAcceptable, "UnsupportedContentEncoding", "weir: "+msg)
+	return res
+}
+
+// refuseRange answers a request for part of a text blob.
+func (h *Handler) refuseRange(w http.ResponseWriter, res gateway.Result) gateway.Result {
+	msg := "weir masks text blobs whole: a part of one cannot be masked reliably (a value split at the range's edges would leave unmasked); download it whole (no Range, or one covering the whole blob)"
+	res.Error = "refused response: " + msg
+	writeError(w, http.StatusRequestedRangeNotSatisfiable, "WeirRangeRefused", "weir: "+msg)
 	return res
 }
 
