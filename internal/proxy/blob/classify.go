@@ -260,13 +260,15 @@ func classify(method string, p Path, q url.Values, h http.Header, copyCheck func
 	if h.Get("Range") != "" || h.Get("x-ms-range") != "" {
 		c.Attrs["range"] = "true"
 	}
-	if p.Container != "" {
-		switch {
-		case kind == command.KindRead:
-			c.Reads = append(c.Reads, p.Resource())
-		default:
-			c.Writes = append(c.Writes, p.Resource())
-		}
+	// An account-level command touches the whole account (Find Blobs by
+	// Tags lists every container's blobs): it names the account, "", so a
+	// rule over reads or written (reads.all(r, r.startsWith("reports/")))
+	// does not take an empty list for "nothing outside reports/".
+	switch {
+	case kind == command.KindRead:
+		c.Reads = append(c.Reads, p.Resource())
+	default:
+		c.Writes = append(c.Writes, p.Resource())
 	}
 	c.Text = describe(method, p, q)
 	c.Fingerprint = "blob:" + op

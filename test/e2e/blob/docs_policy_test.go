@@ -199,3 +199,35 @@ func TestWriteRulesDoNotGrantCopies(t *testing.T) {
 		t.Fatalf("a plain upload to scratch/: %v", err)
 	}
 }
+
+// An account-wide read (Find Blobs by Tags lists the names and tags of
+// blobs in every container) reads the whole account, not nothing: a rule
+// allowing reads under reports/ must not allow it.
+func TestDocsPolicyAccountWideReads(t *testing.T) {
+	ctx := context.Background()
+	if _, err := env.direct.CreateContainer(ctx, "payroll", nil); err != nil && !strings.Contains(err.Error(), "ContainerAlreadyExists") {
+		t.Fatal(err)
+	}
+	_, err := env.direct.UploadBuffer(ctx, "payroll", "ceo-bonus-2026.csv", []byte("x"), &azblob.UploadBufferOptions{
+		Tags: map[string]string{"dept": "payroll"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := docsWeir(t, "")
+	resp, err := agent.ServiceClient().FilterBlobs(ctx, `"dept"='payroll'`, nil)
+	if err == nil {
+		var names []string
+		for _, b := range resp.Blobs {
+			names = append(names, *b.ContainerName+"/"+*b.Name)
+		}
+		t.Fatalf("the documented policy let the agent search the whole account: %v", names)
+	}
+	if !strings.Contains(err.Error(), "WeirPolicyDenied") {
+		t.Fatalf("got %v", err)
+	}
+	// Listing the blobs of reports/ stays allowed.
+	pager := agent.NewListBlobsFlatPager("reports", nil)
+	if _, err := pager.NextPage(ctx); err != nil {
+		t.Fatalf("listing reports/: %v", err)
+	}
+}
