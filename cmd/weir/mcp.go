@@ -20,6 +20,7 @@ import (
 	"github.com/weir-gw/weir/internal/config"
 	"github.com/weir-gw/weir/internal/identity"
 	weirmcp "github.com/weir-gw/weir/internal/mcp"
+	"github.com/weir-gw/weir/internal/proxy/azure"
 	"github.com/weir-gw/weir/internal/proxy/blob"
 )
 
@@ -38,12 +39,40 @@ func startMCP(_ context.Context, env *serveEnv) (func(), error) {
 	// The blob tools are clients of the Blob front end, which blob.go
 	// (started before this file's front end) mounted when weir has
 	// azure-blob targets.
+	az, err := mcpAzureProxy(env)
+	if err != nil {
+		return nil, err
+	}
 	srv := weirmcp.New(weirmcp.Options{Gateway: env.gw, Auth: env.auth, Postgres: env.pg, Approvals: env.approvals,
-		Blob: env.mounts[blob.Prefix], Logger: env.log.With("frontend", "mcp")})
+		Blob: env.mounts[blob.Prefix], Azure: az, Logger: env.log.With("frontend", "mcp")})
 	env.mounts[weirmcp.Path] = srv.Handler()
 	env.mounts[weirmcp.MetadataPath] = srv.MetadataHandler()
 	env.mounts[weirmcp.MetadataPath+weirmcp.Path] = srv.MetadataHandler()
 	return srv.Close, nil
+}
+
+// mcpAzureProxy is how azure_request reaches the Azure HTTPS proxy (started
+// by azure.go before this front end): as az does, through
+// listen.azure_proxy, trusting weir's CA. Nil when there is no proxy.
+func mcpAzureProxy(env *serveEnv) (*weirmcp.AzureProxy, error) {
+	cfg := env.cfg
+	if cfg.Listen.AzureProxy == "" || !hasAzureTargets(cfg) {
+		return nil, nil
+	}
+	if _, port, err := net.SplitHostPort(cfg.Listen.AzureProxy); err != nil || port == "0" {
+		// The port the proxy got is not known here.
+		env.log.Warn("listen.azure_proxy has no fixed port, so the MCP tool azure_request is off", "listen.azure_proxy", cfg.Listen.AzureProxy)
+		return nil, nil
+	}
+	ca, err := azure.LoadCA(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca.PEM()) {
+		return nil, errors.New("weir's Azure CA certificate is not PEM")
+	}
+	return &weirmcp.AzureProxy{URL: &neturl.URL{Scheme: "http", Host: agentAddr(cfg.Listen.AzureProxy)}, RootCAs: pool}, nil
 }
 
 const (

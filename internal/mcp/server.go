@@ -26,8 +26,8 @@
 //   - a refusal comes back as a tool error the model can act on: the rule,
 //     the reason and what to do next (approval id and how to follow it).
 //
-// Other front ends' tools (Blob, ARM) register with AddTool and get the same
-// agent session.
+// Other front ends' tools (Blob, and azure_request for ARM, Key Vault and
+// Functions) register with AddTool and get the same agent session.
 package mcp
 
 import (
@@ -78,7 +78,12 @@ type Options struct {
 	// blob tools send it HTTP requests in-process, with the agent's token,
 	// so it classifies, decides, audits and masks them as any client's.
 	// Nil leaves azure-blob targets without tools.
-	Blob   http.Handler
+	Blob http.Handler
+	// Azure is weir's Azure HTTPS proxy (listen.azure_proxy); the
+	// azure_request tool is its client, as az is, with the agent's token.
+	// Nil leaves azure-arm, azure-keyvault and azure-functions targets
+	// without tools.
+	Azure  *AzureProxy
 	Logger *slog.Logger
 	// Version is weir's version, announced to clients.
 	Version string
@@ -129,6 +134,9 @@ func New(opts Options) *Server {
 	registerApprovals(s)
 	if opts.Blob != nil {
 		registerBlob(s)
+	}
+	if opts.Azure != nil {
+		registerAzure(s)
 	}
 	s.mcp.AddReceivingMiddleware(s.offerByKind)
 	return s

@@ -88,13 +88,14 @@ func RegisterKindTools(kind string, tools ...string) {
 // kindOnly are tools offered only to agents with a target of the kind:
 // a model plans with the tools it sees, so an agent without Blob targets
 // is not shown blob tools it could never use.
-var kindOnly = map[string]string{}
+var kindOnly = map[string][]string{}
 
 // OfferOnlyWith declares that tools are listed (tools/list) only for an
-// agent whose token covers a target of kind. Call it from init().
+// agent whose token covers a target of kind (or of another kind the tool
+// was declared with). Call it from init().
 func OfferOnlyWith(kind string, tools ...string) {
 	for _, t := range tools {
-		kindOnly[t] = kind
+		kindOnly[t] = append(kindOnly[t], kind)
 	}
 }
 
@@ -123,7 +124,7 @@ func (s *Server) offerByKind(next mcp.MethodHandler) mcp.MethodHandler {
 		out := *lt
 		out.Tools = make([]*mcp.Tool, 0, len(lt.Tools))
 		for _, t := range lt.Tools {
-			if k, only := kindOnly[t.Name]; !only || kinds[k] {
+			if ks, only := kindOnly[t.Name]; !only || slices.ContainsFunc(ks, func(k string) bool { return kinds[k] }) {
 				out.Tools = append(out.Tools, t)
 			}
 		}
@@ -148,7 +149,7 @@ func (s *Server) listTargets(ctx context.Context, a *AgentSession, _ struct{}) (
 			continue
 		}
 		tools := toolsByKind[t.Kind]
-		if t.Kind == config.KindPostgres && s.opts.Postgres == nil || t.Kind == config.KindAzureBlob && s.opts.Blob == nil {
+		if t.Kind == config.KindPostgres && s.opts.Postgres == nil || t.Kind == config.KindAzureBlob && s.opts.Blob == nil || isAzureKind(t.Kind) && s.opts.Azure == nil {
 			tools = nil
 		}
 		ti := TargetInfo{Name: t.Name, Kind: t.Kind, Labels: maps.Clone(t.Labels), Tools: append([]string{}, tools...)}

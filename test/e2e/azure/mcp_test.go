@@ -1,0 +1,335 @@
+package azure
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The MCP tool azure_request, called with the real Go MCP SDK client over
+// streamable HTTP on the served /mcp, goes through the same Azure HTTPS
+// proxy as az: the fake ARM/Key Vault behind it (bodies from the REST API
+// specifications' examples, see harness_test.go) must see exactly what the
+// policy allowed, with weir's Entra token, and the model must see only
+// masked answers and refusals it can act on.
+
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	// The MCP endpoint is weir's own listener: never through a proxy.
+	tr := &http.Transport{Proxy: nil}
+	return tr.RoundTrip(r)
+}
+
+func mcpClient(t *testing.T, token string) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &mcp.StreamableClientTransport{Endpoint: "http://" + w.httpAddr + "/mcp", HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "azure-e2e", Version: "1.0.0"}, nil).Connect(ctx, tr, nil)
+	if err != nil {
+		t.Fatalf("connecting to weir's MCP endpoint: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// mcpResult is what the tools return, failures and answers alike.
+type mcpResult struct {
+	Status            int               `json:"status"`
+	Body              string            `json:"body"`
+	Truncated         bool              `json:"truncated"`
+	NextOffset        int64             `json:"next_offset"`
+	NextLink          string            `json:"next_link"`
+	TotalBytes        int               `json:"total_bytes"`
+	Headers           map[string]string `json:"headers"`
+	Error             string            `json:"error"`
+	Code              string            `json:"code"`
+	Rule              string            `json:"rule"`
+	RuleAction        string            `json:"rule_action"`
+	ApprovalRequestID int64             `json:"approval_request_id"`
+	NextStep          string            `json:"next_step"`
+}
+
+func callTool(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) (mcpResult, string, bool) {
+	t.Helper()
+	var out mcpResult
+	text, isErr := callInto(t, cs, tool, args, &out)
+	return out, text, isErr
+}
+
+func callInto(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any, out any) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	var text strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s: structured content %s: %v", tool, b, err)
+	}
+	return text.String(), res.IsError
+}
+
+func sameJSON(t *testing.T, got string, want []byte) bool {
+	t.Helper()
+	var g, w any
+	if json.Unmarshal([]byte(got), &g) != nil || json.Unmarshal(want, &w) != nil {
+		return false
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	return string(gb) == string(wb)
+}
+
+func TestMCPAzureRequest(t *testing.T) {
+	tok := issueToken(t, "ci-bot")
+	cs := mcpClient(t, tok)
+	sub := "/subscriptions/" + subID
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "azure_request" })
+	if i < 0 {
+		t.Fatal("azure_request is not offered to an agent with ARM targets")
+	}
+	if d := tools.Tools[i].Description; !strings.Contains(d, "masked") || !strings.Contains(d, "approval_status") {
+		t.Fatalf("the description does not tell a model about masking and approvals: %s", d)
+	}
+	// A tool to run SQL or blobs makes no sense here; ARM's does.
+	if slices.ContainsFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "blob_read" }) {
+		t.Fatal("blob tools are offered to an agent without azure-blob targets")
+	}
+
+	t.Run("allowed read returns the spec example", func(t *testing.T) {
+		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
+			"path": sub + "/resourcegroups/my-resource-group?api-version=2022-09-01"})
+		if isErr || res.Status != 200 || !sameJSON(t, res.Body, readTestdata("resourcegroup.json")) {
+			t.Fatalf("GET resource group: error=%v %+v\n%s", isErr, res, text)
+		}
+		got, ok := w.fake.last("/resourcegroups/my-resource-group")
+		if !ok || got.Header.Get("Authorization") != "Bearer "+armToken || got.Header.Get("User-Agent") == "" {
+			t.Fatalf("the fake ARM did not get the read with weir's Entra token: %+v", got)
+		}
+	})
+
+	t.Run("a cut answer continues at next_offset", func(t *testing.T) {
+		args := map[string]any{"target": "arm", "method": "GET", "path": sub + "/resourcegroups/my-resource-group?api-version=2022-09-01", "max_bytes": 40}
+		var whole strings.Builder
+		for n := 0; ; n++ {
+			res, text, isErr := callTool(t, cs, "azure_request", args)
+			if isErr || n > 20 {
+				t.Fatalf("window %d: %v %s", n, isErr, text)
+			}
+			whole.WriteString(res.Body)
+			if !res.Truncated {
+				break
+			}
+			if !strings.Contains(text, "offset "+strconv.FormatInt(res.NextOffset, 10)) {
+				t.Fatalf("a cut answer does not say how to continue: %s", text)
+			}
+			args["offset"] = res.NextOffset
+		}
+		if !sameJSON(t, whole.String(), readTestdata("resourcegroup.json")) {
+			t.Fatalf("the windows do not add up to the answer: %s", whole.String())
+		}
+	})
+
+	t.Run("next_link is followed on the same target", func(t *testing.T) {
+		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
+			"path": sub + "/resourcegroups?api-version=2022-09-01&$skiptoken=own"})
+		if isErr || res.NextLink == "" || !strings.Contains(text, res.NextLink) {
+			t.Fatalf("no next_link: %v %+v\n%s", isErr, res, text)
+		}
+		u, err := url.Parse(res.NextLink)
+		if err != nil || u.Host != "management.azure.com" {
+			t.Fatalf("next_link %q is not the host the agent uses", res.NextLink)
+		}
+		before := w.fake.count("skiptoken=2")
+		res, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET", "path": res.NextLink})
+		if isErr || res.Status != 200 || !strings.Contains(res.Body, "my-resource-group") || w.fake.count("skiptoken=2") != before+1 {
+			t.Fatalf("following next_link: %v %+v\n%s", isErr, res, text)
+		}
+		// A link to another host is refused by the proxy, and by the tool
+		// before it is sent.
+		res, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
+			"path": sub + "/resourcegroups?api-version=2022-09-01&$skiptoken=foreign"})
+		if !isErr || res.Code != "WeirUpstreamRefused" || strings.Contains(text, "evil.example.net") {
+			t.Fatalf("foreign nextLink: %v %+v\n%s", isErr, res, text)
+		}
+		_, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
+			"path": "https://evil.example.net" + sub + "/resourcegroups?api-version=2022-09-01"})
+		if !isErr || !strings.Contains(text, "not a URL of this target") {
+			t.Fatalf("a URL of another host was not refused: %s", text)
+		}
+	})
+
+	t.Run("role assignment write is denied by its rule", func(t *testing.T) {
+		path := sub + "/resourceGroups/rg-dev/providers/Microsoft.Authorization/roleAssignments/5f8d2b7c-7f1e-4d41-9d6c-2a1c3e7b9a10?api-version=2022-04-01"
+		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "PUT", "path": path,
+			"body": map[string]any{"properties": map[string]any{
+				"roleDefinitionId": sub + "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+				"principalId":      "8f70baf1-1f6e-46a2-a1ff-238dac1ebfb7"}}})
+		if !isErr || res.Rule != "no-role-assignments" || res.RuleAction != "deny" || !strings.Contains(text, "no-role-assignments") ||
+			!strings.Contains(res.NextStep, "do not retry") || res.ApprovalRequestID != 0 {
+			t.Fatalf("role assignment: %v %+v\n%s", isErr, res, text)
+		}
+		if w.fake.saw("5f8d2b7c-7f1e-4d41-9d6c-2a1c3e7b9a10") {
+			t.Fatal("a denied role assignment reached ARM")
+		}
+	})
+
+	t.Run("malformed request is refused before any rule", func(t *testing.T) {
+		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
+			"path": sub + "/resourcegroups?api-version=2022-09-01&api-version=2021-04-01"})
+		if !isErr || res.Rule != "weir" || !strings.Contains(text, "api-version") || res.Status != 400 {
+			t.Fatalf("two api-versions: %v %+v\n%s", isErr, res, text)
+		}
+		_, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET", "path": sub + "/resourcegroups"})
+		if !isErr || !strings.Contains(text, "api-version") {
+			t.Fatalf("no api-version: %v %s", isErr, text)
+		}
+	})
+
+	t.Run("listKeys needs approval, then returns masked keys", func(t *testing.T) {
+		path := sub + "/resourceGroups/my-resource-group/providers/Microsoft.Storage/storageAccounts/sto2220/listKeys?api-version=2022-09-01"
+		args := map[string]any{"target": "arm", "method": "POST", "path": path}
+		before := w.fake.count("/sto2220/listKeys")
+		res, text, isErr := callTool(t, cs, "azure_request", args)
+		if !isErr || res.ApprovalRequestID == 0 || res.Rule != "review-secret-reads" || !strings.Contains(res.NextStep, "approval_status") {
+			t.Fatalf("listKeys without approval: %v %+v\n%s", isErr, res, text)
+		}
+		if w.fake.count("/sto2220/listKeys") != before {
+			t.Fatal("listKeys reached ARM before approval")
+		}
+		id := strconv.FormatInt(res.ApprovalRequestID, 10)
+		admin, _ := weir(t, nil, "admin", "token", "issue", "--name", "carol", "--role", "approver")
+		weir(t, []string{"WEIR_ADMIN_TOKEN=" + strings.TrimSpace(admin), "WEIR_URL=http://" + w.httpAddr}, "approvals", "approve", id)
+		var st struct{ Status, Target string }
+		text, isErr = callInto(t, cs, "approval_status", map[string]any{"id": res.ApprovalRequestID}, &st)
+		if isErr || st.Status != "approved" || st.Target != "arm" {
+			t.Fatalf("approval_status after approval: %v %+v\n%s", isErr, st, text)
+		}
+		res, text, isErr = callTool(t, cs, "azure_request", args)
+		if isErr || res.Status != 200 || w.fake.count("/sto2220/listKeys") != before+1 {
+			t.Fatalf("approved listKeys: %v %+v\n%s", isErr, res, text)
+		}
+		var got struct {
+			Keys []struct{ KeyName, Value string } `json:"keys"`
+		}
+		var want struct {
+			Keys []struct{ Value string } `json:"keys"`
+		}
+		json.Unmarshal(readTestdata("listkeys.json"), &want)
+		if err := json.Unmarshal([]byte(res.Body), &got); err != nil || len(got.Keys) != 2 || got.Keys[0].KeyName != "key1" {
+			t.Fatalf("masking broke the answer: %v %s", err, res.Body)
+		}
+		for i, k := range want.Keys {
+			if got.Keys[i].Value == k.Value || got.Keys[i].Value == "" || strings.Contains(text, k.Value) {
+				t.Fatalf("storage key %d reached the model unmasked: %s", i, text)
+			}
+		}
+		// The grant ran once.
+		res, _, isErr = callTool(t, cs, "azure_request", args)
+		if !isErr || res.ApprovalRequestID == 0 || w.fake.count("/sto2220/listKeys") != before+1 {
+			t.Fatalf("the approval was used twice: %v %+v", isErr, res)
+		}
+	})
+
+	t.Run("a Key Vault secret is masked unless its reveal is approved", func(t *testing.T) {
+		args := map[string]any{"target": "vault", "method": "GET", "path": "/secrets/mysecretname?api-version=7.4"}
+		res, text, isErr := callTool(t, cs, "azure_request", args)
+		if isErr || res.Status != 200 || strings.Contains(text, "mysecretvalue") || !strings.Contains(res.Body, "mysecretname") {
+			t.Fatalf("secret read: %v %+v\n%s", isErr, res, text)
+		}
+		args["reveal"] = true
+		res, text, isErr = callTool(t, cs, "azure_request", args)
+		if !isErr || res.ApprovalRequestID == 0 || res.Rule != "reveal-needs-approval" || strings.Contains(text, "mysecretvalue") {
+			t.Fatalf("reveal without approval: %v %+v\n%s", isErr, res, text)
+		}
+		admin, _ := weir(t, nil, "admin", "token", "issue", "--name", "dave", "--role", "approver")
+		weir(t, []string{"WEIR_ADMIN_TOKEN=" + strings.TrimSpace(admin), "WEIR_URL=http://" + w.httpAddr}, "approvals", "approve", strconv.FormatInt(res.ApprovalRequestID, 10))
+		res, text, isErr = callTool(t, cs, "azure_request", args)
+		if isErr || !strings.Contains(res.Body, `"value":"mysecretvalue"`) {
+			t.Fatalf("approved reveal: %v %+v\n%s", isErr, res, text)
+		}
+	})
+
+	t.Run("a Functions trigger gets weir's function key, the model a masked text", func(t *testing.T) {
+		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "fn", "method": "GET", "path": "/api/orders/mcp-7"})
+		if isErr || res.Status != 200 || !strings.Contains(res.Body, "order mcp-7 accepted") || strings.Contains(text, "ops@example.com") || !w.fake.saw("/api/orders/mcp-7") {
+			t.Fatalf("function: %v %+v\n%s", isErr, res, text)
+		}
+		_, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "fn", "method": "GET", "path": "/api/admin-reset-mcp"})
+		if !isErr || !strings.Contains(text, "rule") || w.fake.saw("/api/admin-reset-mcp") {
+			t.Fatalf("another function: %v %s", isErr, text)
+		}
+	})
+
+	t.Run("a target of another agent is not reachable", func(t *testing.T) {
+		kv := mcpClient(t, issueToken(t, "kv-only"))
+		// Offered for a Key Vault target alone as well.
+		tools, err := kv.ListTools(ctx, nil)
+		if err != nil || !slices.ContainsFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "azure_request" }) {
+			t.Fatalf("azure_request is not offered to an agent with only a Key Vault target: %v", err)
+		}
+		res, text, isErr := callTool(t, kv, "azure_request", map[string]any{"target": "arm", "method": "GET", "path": sub + "/resourcegroups?api-version=2022-09-01"})
+		if !isErr || !strings.Contains(text, "not one of your targets") || res.Status != 0 {
+			t.Fatalf("kv-only agent on arm: %v %s", isErr, text)
+		}
+	})
+
+	t.Run("the calls are in the audit chain", func(t *testing.T) {
+		// The MCP session notes each tool call; the proxy's session (its
+		// client the MCP server, user agent weir-mcp) records the commands.
+		var export string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			export, _ = weir(t, nil, "audit", "export")
+			if strings.Contains(export, `"tool":"azure_request"`) && strings.Contains(export, "weir-mcp") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		var note, cmd bool
+		for _, line := range strings.Split(export, "\n") {
+			if strings.Contains(line, `"tool":"azure_request"`) && strings.Contains(line, `"rule":"no-role-assignments"`) {
+				note = true
+			}
+			if strings.Contains(line, "microsoft.storage/storageaccounts/listkeys/action") && strings.Contains(line, `"decision":"allow"`) {
+				cmd = true
+			}
+		}
+		if !note || !cmd {
+			t.Fatalf("audit: tool note %v, approved listKeys command %v", note, cmd)
+		}
+		for _, s := range []string{entraSecret, armToken, kvToken, "mysecretvalue"} {
+			if strings.Contains(export, s) {
+				t.Fatalf("the audit log holds %q", s)
+			}
+		}
+		weir(t, nil, "audit", "verify")
+	})
+}
