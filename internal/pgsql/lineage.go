@@ -105,6 +105,25 @@ type Relation struct {
 	// Definition is the query of a view or materialized view
 	// (pg_get_viewdef), whose lineage the resolver follows.
 	Definition string
+	// Ancestors are the {schema, name} of the tables this one inherits
+	// from or is a partition of, at any depth (pg_inherits). Their rows
+	// are its rows: a selector on an ancestor masks the column of the
+	// same name here.
+	Ancestors [][2]string
+}
+
+// MatchRelation returns the selector that masks column col of rel, through
+// rel's own name or an ancestor's, or "".
+func (r *MaskRules) MatchRelation(rel *Relation, col string) string {
+	if s := r.Match(rel.Schema, rel.Name, col); s != "" {
+		return s
+	}
+	for _, a := range rel.Ancestors {
+		if s := r.Match(a[0], a[1], col); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // Catalog answers which relations a name may refer to.
@@ -403,7 +422,7 @@ func (r *resolver) relationMasks(rel *Relation) string {
 		return ""
 	}
 	for _, c := range rel.Columns {
-		if s := r.rules.Match(rel.Schema, rel.Name, c); s != "" {
+		if s := r.rules.MatchRelation(rel, c); s != "" {
 			return s
 		}
 	}
@@ -933,7 +952,7 @@ func (r *resolver) relationCols(rel *Relation) ([]col, error) {
 		}
 	default:
 		for i, name := range rel.Columns {
-			if s := r.rules.Match(rel.Schema, rel.Name, name); s != "" {
+			if s := r.rules.MatchRelation(rel, name); s != "" {
 				cols[i].src = srcs{s}
 			}
 		}

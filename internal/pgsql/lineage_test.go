@@ -507,3 +507,24 @@ func TestLineageCTEScoping(t *testing.T) {
 		}
 	}
 }
+
+// A partition or inheritance child is masked by its ancestors' selectors.
+func TestLineageAncestorsMask(t *testing.T) {
+	cat := newTestCatalog()
+	cat["customers_2026"] = []*Relation{{Schema: "public", Name: "customers_2026", Kind: 'r', Columns: []string{"id", "full_name", "email", "phone", "created_at"},
+		Ancestors: [][2]string{{"public", "customers"}}}}
+	cat["customers_2026_q1"] = []*Relation{{Schema: "public", Name: "customers_2026_q1", Kind: 'r', Columns: []string{"id", "full_name", "email", "phone", "created_at", "extra"},
+		Ancestors: [][2]string{{"public", "customers_2026"}, {"public", "customers"}}}}
+	for q, want := range map[string][]string{
+		"SELECT * FROM customers_2026":               {"", "", "customers.email", "customers.phone", ""},
+		"SELECT email, extra FROM customers_2026_q1": {"customers.email", ""},
+	} {
+		plans, err := PlanMasking(q, cat, testRules(t, false))
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if !slices.Equal(plans[0].Columns, want) {
+			t.Errorf("%s: columns %q, want %q", q, plans[0].Columns, want)
+		}
+	}
+}

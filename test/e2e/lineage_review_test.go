@@ -284,3 +284,47 @@ func TestLineageConstraintErrorOfWrite(t *testing.T) {
 		}
 	}
 }
+
+// A partition or an inheritance child holds rows of its parent under a
+// name of its own: selectors named the parent only, so SELECT ssn FROM
+// people_p1 (a partition of people) and SELECT card_number FROM
+// payments_old (a child of payments) returned the values in clear. (The
+// database "other" gets these tables; people.ssn and payments.card_number
+// are masked.)
+func TestLineagePartitionsAndChildren(t *testing.T) {
+	ctx := context.Background()
+	if err := env.pg.Exec(ctx, "other", `CREATE TABLE IF NOT EXISTS people (id int, ssn text) PARTITION BY RANGE (id);
+CREATE TABLE IF NOT EXISTS people_p1 PARTITION OF people FOR VALUES FROM (0) TO (1000);
+CREATE TABLE IF NOT EXISTS payments (id int, card_number text);
+CREATE TABLE IF NOT EXISTS payments_old (note text) INHERITS (payments);
+CREATE TABLE IF NOT EXISTS payments_older () INHERITS (payments_old);
+TRUNCATE people, payments;
+INSERT INTO people VALUES (5, 'zz-ssn-partition-555');
+INSERT INTO payments_old VALUES (1, 'zz-card-inherit-444', 'n');
+INSERT INTO payments_older VALUES (2, 'zz-card-grandchild-333', 'n');
+GRANT SELECT ON people, people_p1, payments, payments_old, payments_older TO weir_agent`); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, "other")
+	for _, q := range []string{
+		"SELECT ssn FROM people_p1",
+		"SELECT * FROM people_p1",
+		"SELECT card_number, note FROM payments_old",
+		"SELECT * FROM payments_older",
+		"SELECT ssn FROM people",
+	} {
+		for _, m := range modes {
+			raw, _, err := readAll(t, conn, q, m.opts)
+			if err != nil {
+				t.Errorf("%s [%s]: %v", q, m.name, err)
+				continue
+			}
+			if len(raw) == 0 {
+				t.Errorf("%s [%s]: no rows", q, m.name)
+			}
+			if got := bytes.Join(raw, []byte{0}); bytes.Contains(got, []byte("zz-")) {
+				t.Errorf("%s [%s]: a masked value came back: %q", q, m.name, got)
+			}
+		}
+	}
+}

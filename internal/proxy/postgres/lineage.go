@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -78,10 +79,19 @@ func (s catalogSnapshot) Lookup(schema, name string) []*pgsql.Relation {
 	return out
 }
 
+// The fifth column is a view's definition, the sixth the ancestors of a
+// partition or inheritance child (whose rows are its parent's, under
+// another name), each on the relation's first row only.
 const catalogQuery = `SELECT n.nspname, c.relname, c.relkind::text, a.attname,
   CASE WHEN c.relkind IN ('v','m') AND n.nspname NOT IN ('pg_catalog','information_schema')
        AND row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) = 1
-       THEN pg_get_viewdef(c.oid) END
+       THEN pg_get_viewdef(c.oid) END,
+  CASE WHEN c.relispartition OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) THEN
+    (WITH RECURSIVE anc(oid) AS (
+       SELECT inhparent FROM pg_inherits WHERE inhrelid = c.oid
+       UNION SELECT i.inhparent FROM pg_inherits i JOIN anc ON i.inhrelid = anc.oid)
+     SELECT json_agg(json_build_array(pn.nspname, pc.relname))::text
+     FROM anc JOIN pg_class pc ON pc.oid = anc.oid JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -123,7 +133,12 @@ func (tc *targetCatalog) load(ctx context.Context) (map[string][]*pgsql.Relation
 		if row[4] != nil {
 			cur.Definition = string(row[4])
 		}
-		if cur.Kind != 's' && tc.lin.rules.Match(schema, name, att) != "" {
+		if row[5] != nil && cur.Ancestors == nil {
+			if err := json.Unmarshal(row[5], &cur.Ancestors); err != nil {
+				return nil, false, fmt.Errorf("reading the ancestors of %s.%s: %w", schema, name, err)
+			}
+		}
+		if cur.Kind != 's' && tc.lin.rules.MatchRelation(cur, att) != "" {
 			anyMask = true
 		}
 	}
