@@ -520,11 +520,15 @@ func classifyARM(method string, segs []string, body []byte) (command.Command, er
 		if len(types) > 0 {
 			first = types[0]
 		}
-		if adminTypes[full] || adminTypes[ns+"/"+first] {
+		// Everything Microsoft.Authorization changes is governance (role
+		// assignments and their PIM policies, policy assignments and
+		// exemptions, locks, elevateAccess), never a plain write that a
+		// rule for a resource group's writes would allow.
+		if adminTypes[full] || adminTypes[ns+"/"+first] || ns == "microsoft.authorization" {
 			if c.Kind == command.KindWrite {
 				c.Kind = command.KindAdmin
 			}
-			if strings.HasPrefix(full, "microsoft.authorization/role") && c.Kind != command.KindRead {
+			if ns == "microsoft.authorization" && c.Kind != command.KindRead && (strings.HasPrefix(first, "role") || c.Attrs["action"] == "elevateaccess") {
 				c.Risks = append(c.Risks, RiskRoleAssignment)
 			}
 		}

@@ -91,6 +91,16 @@ func TestClassifyARM(t *testing.T) {
 			"microsoft.compute/virtualmachines/extensions/write", command.KindWrite, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm/extensions/customscript", []command.Risk{RiskCodeExecution}, nil},
 		{"PATCH", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/extensions/e?api-version=2023-03-01", `{"properties":{}}`,
 			"microsoft.compute/virtualmachinescalesets/extensions/write", command.KindWrite, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/extensions/e", []command.Risk{RiskCodeExecution}, nil},
+		// All of Microsoft.Authorization is governance: PIM policies,
+		// exemptions, elevateAccess (User Access Administrator at root).
+		{"PUT", sub + "/resourceGroups/rg/providers/Microsoft.Authorization/roleManagementPolicies/p?api-version=2020-10-01", `{"properties":{}}`,
+			"microsoft.authorization/rolemanagementpolicies/write", command.KindAdmin, sub + "/resourcegroups/rg/providers/microsoft.authorization/rolemanagementpolicies/p", []command.Risk{RiskRoleAssignment}, nil},
+		{"PUT", sub + "/resourceGroups/rg/providers/Microsoft.Authorization/policyExemptions/e?api-version=2024-12-01", `{"properties":{}}`,
+			"microsoft.authorization/policyexemptions/write", command.KindAdmin, sub + "/resourcegroups/rg/providers/microsoft.authorization/policyexemptions/e", nil, nil},
+		{"POST", "/providers/Microsoft.Authorization/elevateAccess?api-version=2016-07-01", "",
+			"microsoft.authorization/elevateaccess/action", command.KindAdmin, "/providers/microsoft.authorization", []command.Risk{RiskRoleAssignment}, nil},
+		{"GET", sub + "/resourceGroups/rg/providers/Microsoft.Authorization/policyExemptions?api-version=2024-12-01", "",
+			"microsoft.authorization/policyexemptions/read", command.KindRead, sub + "/resourcegroups/rg/providers/microsoft.authorization/policyexemptions", nil, nil},
 		{"GET", sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/runCommands?api-version=2023-03-01", "",
 			"microsoft.compute/virtualmachines/runcommands/read", command.KindRead, sub + "/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm/runcommands", nil, nil},
 	}
