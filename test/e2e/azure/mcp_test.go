@@ -31,7 +31,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return tr.RoundTrip(r)
 }
 
-func mcpClient(t *testing.T, token string) *mcp.ClientSession {
+func mcpClient(t testing.TB, token string) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -61,14 +61,14 @@ type mcpResult struct {
 	NextStep          string            `json:"next_step"`
 }
 
-func callTool(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) (mcpResult, string, bool) {
+func callTool(t testing.TB, cs *mcp.ClientSession, tool string, args map[string]any) (mcpResult, string, bool) {
 	t.Helper()
 	var out mcpResult
 	text, isErr := callInto(t, cs, tool, args, &out)
 	return out, text, isErr
 }
 
-func callInto(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any, out any) (string, bool) {
+func callInto(t testing.TB, cs *mcp.ClientSession, tool string, args map[string]any, out any) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -214,14 +214,16 @@ func TestMCPAzureRequest(t *testing.T) {
 	})
 
 	t.Run("listKeys needs approval, then returns masked keys", func(t *testing.T) {
-		path := sub + "/resourceGroups/my-resource-group/providers/Microsoft.Storage/storageAccounts/sto2220/listKeys?api-version=2022-09-01"
+		// Its own resource group and spelling (ARM is case-insensitive), so
+		// the az tests' "listKeys never reached ARM" checks are not ours.
+		path := sub + "/resourceGroups/rg-mcp/providers/Microsoft.Storage/storageAccounts/sto2220/listkeys?api-version=2022-09-01"
 		args := map[string]any{"target": "arm", "method": "POST", "path": path}
-		before := w.fake.count("/sto2220/listKeys")
+		before := w.fake.count("/rg-mcp/")
 		res, text, isErr := callTool(t, cs, "azure_request", args)
 		if !isErr || res.ApprovalRequestID == 0 || res.Rule != "review-secret-reads" || !strings.Contains(res.NextStep, "approval_status") {
 			t.Fatalf("listKeys without approval: %v %+v\n%s", isErr, res, text)
 		}
-		if w.fake.count("/sto2220/listKeys") != before {
+		if w.fake.count("/rg-mcp/") != before {
 			t.Fatal("listKeys reached ARM before approval")
 		}
 		id := strconv.FormatInt(res.ApprovalRequestID, 10)
@@ -233,7 +235,7 @@ func TestMCPAzureRequest(t *testing.T) {
 			t.Fatalf("approval_status after approval: %v %+v\n%s", isErr, st, text)
 		}
 		res, text, isErr = callTool(t, cs, "azure_request", args)
-		if isErr || res.Status != 200 || w.fake.count("/sto2220/listKeys") != before+1 {
+		if isErr || res.Status != 200 || w.fake.count("/rg-mcp/") != before+1 {
 			t.Fatalf("approved listKeys: %v %+v\n%s", isErr, res, text)
 		}
 		var got struct {
@@ -253,7 +255,7 @@ func TestMCPAzureRequest(t *testing.T) {
 		}
 		// The grant ran once.
 		res, _, isErr = callTool(t, cs, "azure_request", args)
-		if !isErr || res.ApprovalRequestID == 0 || w.fake.count("/sto2220/listKeys") != before+1 {
+		if !isErr || res.ApprovalRequestID == 0 || w.fake.count("/rg-mcp/") != before+1 {
 			t.Fatalf("the approval was used twice: %v %+v", isErr, res)
 		}
 	})
@@ -282,8 +284,8 @@ func TestMCPAzureRequest(t *testing.T) {
 		if isErr || res.Status != 200 || !strings.Contains(res.Body, "order mcp-7 accepted") || strings.Contains(text, "ops@example.com") || !w.fake.saw("/api/orders/mcp-7") {
 			t.Fatalf("function: %v %+v\n%s", isErr, res, text)
 		}
-		_, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "fn", "method": "GET", "path": "/api/admin-reset-mcp"})
-		if !isErr || !strings.Contains(text, "rule") || w.fake.saw("/api/admin-reset-mcp") {
+		_, text, isErr = callTool(t, cs, "azure_request", map[string]any{"target": "fn", "method": "GET", "path": "/api/mcp-admin"})
+		if !isErr || !strings.Contains(text, "rule") || w.fake.saw("/api/mcp-admin") {
 			t.Fatalf("another function: %v %s", isErr, text)
 		}
 	})
@@ -332,4 +334,21 @@ func TestMCPAzureRequest(t *testing.T) {
 		}
 		weir(t, nil, "audit", "verify")
 	})
+}
+
+// BenchmarkMCPAzureRequest is one ARM read as an MCP tool call (the Go SDK
+// client over streamable HTTP to weir serve, then the tool through the
+// proxy, kept-alive tunnel), next to BenchmarkProxyGET's same read sent
+// through the proxy by a client of its own.
+//
+//	go test ./test/e2e/azure -run '^$' -bench 'MCPAzure|ProxyGET' -benchtime 1000x
+func BenchmarkMCPAzureRequest(b *testing.B) {
+	cs := mcpClient(b, issueToken(b, "ci-bot"))
+	args := map[string]any{"target": "arm", "method": "GET", "path": "/subscriptions/" + subID + "/resourcegroups/my-resource-group?api-version=2022-09-01"}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res, text, isErr := callTool(b, cs, "azure_request", args); isErr || res.Status != 200 {
+			b.Fatalf("%v %s", isErr, text)
+		}
+	}
 }
