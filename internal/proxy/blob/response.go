@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bytes"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
@@ -94,6 +95,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		// refuse ranges instead: az sends one on every download.
 		return h.refuseRange(w, res), false
 	}
+	if cs := charset(resp.Header.Get("Content-Type")); !byteWise(cs) {
+		return h.failCharset(w, res, "the blob's charset is "+quote(cs)), false
+	}
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	var dec io.Reader
 	var reenc io.WriteCloser
@@ -115,6 +119,15 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 	default:
 		return h.failClosed(w, res, fmt.Sprintf("the blob has Content-Encoding %s, which weir cannot decode to mask it; store it as identity, gzip or deflate", quote(enc))), false
 	}
+	// The detectors read ASCII-compatible bytes; UTF-16 or UTF-32 text
+	// (Excel's "Unicode Text" export, with or without a BOM) would show
+	// them a NUL between characters and pass unscanned.
+	head := make([]byte, 512)
+	n, herr := io.ReadFull(dec, head)
+	if wideText(head[:n]) {
+		return h.failCharset(w, res, "the blob is UTF-16 or UTF-32 text"), false
+	}
+	dec = &headReader{head: head[:n], err: herr, r: dec}
 	for _, k := range integrityHeaders {
 		out.Del(k)
 	}
@@ -164,6 +177,64 @@ func summary(status int, n int64, masked bool) ([]string, [][]*string) {
 func (h *Handler) failClosed(w http.ResponseWriter, res gateway.Result, msg string) gateway.Result {
 	res.Error = "refused response: " + msg
 	writeError(w, http.StatusNotAcceptable, "UnsupportedContentEncoding", "weir: "+msg)
+	return res
+}
+
+// headReader replays the bytes read to sniff the body, then the rest.
+// It is a plain Reader so the copy keeps its own large buffer.
+type headReader struct {
+	head []byte
+	err  error // of reading the head: io.EOF/ErrUnexpectedEOF end the body
+	r    io.Reader
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	if len(h.head) > 0 {
+		n := copy(p, h.head)
+		h.head = h.head[n:]
+		return n, nil
+	}
+	switch {
+	case h.err == io.EOF || h.err == io.ErrUnexpectedEOF:
+		return 0, io.EOF
+	case h.err != nil:
+		return 0, h.err
+	}
+	return h.r.Read(p)
+}
+
+// charset is the charset parameter of a Content-Type, lower-cased.
+func charset(ct string) string {
+	_, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSpace(params["charset"]))
+}
+
+// byteWise reports whether text in charset cs keeps ASCII characters as
+// single ASCII bytes, which is what the masker's detectors read.
+func byteWise(cs string) bool {
+	switch cs {
+	case "", "utf-8", "utf8", "us-ascii", "ascii", "latin1", "cp1252":
+		return true
+	}
+	return strings.HasPrefix(cs, "iso-8859-") || strings.HasPrefix(cs, "windows-125")
+}
+
+// wideText reports a UTF-16/UTF-32 byte-order mark, or the NULs that
+// such text without one has between its ASCII characters.
+func wideText(b []byte) bool {
+	if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) || bytes.HasPrefix(b, []byte{0, 0, 0xfe, 0xff}) {
+		return true
+	}
+	return len(b) >= 4 && bytes.Count(b, []byte{0}) >= len(b)/4
+}
+
+func (h *Handler) failCharset(w http.ResponseWriter, res gateway.Result, what string) gateway.Result {
+	msg := what + ", which weir cannot mask (it reads UTF-8 and other ASCII-compatible text); store it as UTF-8"
+	res.Error = "refused response: " + msg
+	writeError(w, http.StatusNotAcceptable, "UnsupportedCharset", "weir: "+msg)
 	return res
 }
 

@@ -365,3 +365,41 @@ func TestUploadWithContentMD5(t *testing.T) {
 		t.Fatalf("a wrong Content-MD5 must be refused by the account: %v", err)
 	}
 }
+
+// Text the masker cannot read byte-wise (UTF-16, as Excel's "Unicode
+// Text" export writes it) is refused, never passed on unscanned: the
+// detectors look for ASCII patterns and would see a NUL between every
+// character.
+func TestUTF16TextNotPassedUnmasked(t *testing.T) {
+	ctx := context.Background()
+	utf16le := func(s string) []byte {
+		b := []byte{0xff, 0xfe}
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return b
+	}
+	for name, c := range map[string]struct {
+		body []byte
+		ct   string
+	}{
+		"unicode.txt":     {utf16le(customersCSV), "text/plain"},
+		"declared16.csv":  {utf16le(customersCSV)[2:], "text/csv; charset=utf-16le"},
+		"declared32.json": {[]byte(customersCSV), "application/json; charset=utf-32"},
+	} {
+		_, err := env.direct.UploadBuffer(ctx, "reports", name, c.body, &azblob.UploadBufferOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr(c.ct)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { env.direct.DeleteBlob(context.Background(), "reports", name, nil) })
+		resp, err := agentClient(t).DownloadStream(ctx, "reports", name, nil)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Fatalf("%s (%s) was served: %q", name, c.ct, b)
+		}
+		if !strings.Contains(err.Error(), "UnsupportedCharset") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
