@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/weir-gw/weir/internal/config"
+	"github.com/weir-gw/weir/internal/proxy/azure"
 )
 
 // azure_request is an ordinary client of weir's Azure HTTPS proxy, like
@@ -546,4 +547,55 @@ func explainAzureError(status int, weir bool, body []byte, rules []config.Rule) 
 		f.NextStep = "weir refused this request before any policy rule, because of its form (see the error): fix the path, query or body as it says"
 	}
 	return f
+}
+
+// typicalAzure are the requests list_targets asks the policy about for an
+// Azure target, classified as the proxy classifies them: made-up names in
+// a made-up resource group, so rules about specific groups, vaults or
+// names may decide otherwise; the request's own verdict is what counts.
+var typicalAzure = map[string][]struct {
+	what, method, path, body string
+	reveal                   bool
+}{
+	config.KindAzureARM: {
+		{"read (GET of a resource group in example-rg)", "GET", "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/example-rg?api-version=2022-09-01", "", false},
+		{"write (PUT of a storage account in example-rg)", "PUT", "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/example-rg/providers/Microsoft.Storage/storageAccounts/example?api-version=2023-01-01", `{"location":"westeurope"}`, false},
+		{"secret read (listKeys of a storage account)", "POST", "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/example-rg/providers/Microsoft.Storage/storageAccounts/example/listKeys?api-version=2023-01-01", "", false},
+		{"role assignment (PUT of a roleAssignment)", "PUT", "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/example-rg/providers/Microsoft.Authorization/roleAssignments/00000000-0000-0000-0000-000000000001?api-version=2022-04-01", `{"properties":{"roleDefinitionId":"/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"00000000-0000-0000-0000-000000000002"}}`, false},
+	},
+	config.KindAzureKeyVault: {
+		{"list secrets (names only)", "GET", "/secrets?api-version=7.4", "", false},
+		{"read a secret (its value comes back masked)", "GET", "/secrets/example?api-version=7.4", "", false},
+		{"read a secret with reveal (its value unmasked)", "GET", "/secrets/example?api-version=7.4", "", true},
+		{"set a secret", "PUT", "/secrets/example?api-version=7.4", `{"value":"example"}`, false},
+	},
+}
+
+// typicalAzureVerdicts decides the typical requests of t's kind with the
+// real rules (Probe: nothing is audited, opened or forwarded). A request
+// weir would refuse before any rule (an api-version the operator did not
+// list) is left out.
+func (s *Server) typicalAzureVerdicts(a *AgentSession, t *config.Target) []TypicalVerdict {
+	var out []TypicalVerdict
+	cfg := s.opts.Gateway.Config()
+	for _, p := range typicalAzure[t.Kind] {
+		path, query, _ := strings.Cut(p.path, "?")
+		var body []byte
+		if p.body != "" {
+			body = []byte(p.body)
+		}
+		cl, err := azure.Classify(&azure.ClassifyOptions{Kind: t.Kind, Host: t.Azure.Hosts[0], APIVersions: cfg.Azure.APIVersions}, p.method, path, query, body)
+		if err != nil {
+			continue
+		}
+		if p.reveal {
+			cl.MarkReveal()
+		}
+		d, ok := a.Control.Probe(t.Name, cl.Commands)
+		if !ok {
+			continue
+		}
+		out = append(out, TypicalVerdict{What: p.what, Verdict: verdictWords[d.Action], Rule: d.Rule, Message: d.Message})
+	}
+	return out
 }

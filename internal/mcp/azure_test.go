@@ -207,3 +207,20 @@ func TestTruncate(t *testing.T) {
 		t.Errorf("truncate = %q", got)
 	}
 }
+
+func TestSummaryAzure(t *testing.T) {
+	l := &TargetList{Agent: "ci-bot", Targets: []TargetInfo{{Name: "arm", Kind: config.KindAzureARM, Tools: []string{"azure_request", "approval_status"},
+		Typical: []TypicalVerdict{{What: "secret read (listKeys of a storage account)", Verdict: "needs approval", Rule: "review-secret-reads"}}}},
+		Rules: []PolicyRule{{Name: "review-secret-reads", Action: "review", Mode: "async"}}}
+	got := summary(l, 0, true)
+	for _, want := range []string{"arm (azure-arm): tools azure_request, approval_status\n", "secret read (listKeys of a storage account): needs approval (rule review-secret-reads)",
+		"made-up Azure resource", "azure_request takes no request_approval"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	l.Targets[0].Tools = nil
+	if got := summary(l, 0, true); strings.Contains(got, "azure_request takes") {
+		t.Errorf("the azure_request hint without the tool:\n%s", got)
+	}
+}

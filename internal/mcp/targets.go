@@ -162,6 +162,9 @@ func (s *Server) listTargets(ctx context.Context, a *AgentSession, _ struct{}) (
 				ti.Typical = append(ti.Typical, TypicalVerdict{What: p.what, Verdict: verdictWords[d.Action], Rule: d.Rule, Message: d.Message})
 			}
 		}
+		if isAzureKind(t.Kind) && s.opts.Azure != nil && len(t.Azure.Hosts) > 0 {
+			ti.Typical = s.typicalAzureVerdicts(a, t)
+		}
 		out.Targets = append(out.Targets, ti)
 	}
 	for _, r := range cfg.Policy.Rules {
@@ -204,7 +207,7 @@ func summary(l *TargetList, holdTimeout time.Duration, approvals bool) string {
 		}
 	}
 	if slices.ContainsFunc(l.Targets, func(t TargetInfo) bool { return len(t.Typical) > 0 }) {
-		b.WriteString("(The typical verdicts come from the policy itself for an ordinary table; rules about specific tables, functions or risks may decide otherwise, and query's own verdict is what counts.)\n")
+		b.WriteString("(The typical verdicts come from the policy itself for an ordinary table or a made-up Azure resource; rules about specific tables, functions, resource groups or risks may decide otherwise, and the call's own verdict is what counts.)\n")
 	}
 	b.WriteString("\nPolicy (rules in order; the first that matches a statement decides; a rule may apply only to some targets, e.g. by their labels):\n")
 	groups := []struct{ action, title string }{
@@ -237,6 +240,9 @@ func summary(l *TargetList, holdTimeout time.Duration, approvals bool) string {
 	b.WriteString("Everything else is denied (default deny).\n")
 	if approvals {
 		b.WriteString("\nFor a statement that needs approval, call request_approval first (with a justification), check approval_status, then run it unchanged with query.")
+		if slices.ContainsFunc(l.Targets, func(t TargetInfo) bool { return slices.Contains(t.Tools, "azure_request") }) {
+			b.WriteString("\nazure_request takes no request_approval: a call that needs approval opens the request itself and its error gives the id; follow it with approval_status, then send exactly the same azure_request again.")
+		}
 	} else {
 		b.WriteString("\nApprovals are not enabled on this weir: statements that need approval are refused.")
 	}

@@ -123,6 +123,44 @@ func TestMCPAzureRequest(t *testing.T) {
 		t.Fatal("blob tools are offered to an agent without azure-blob targets")
 	}
 
+	t.Run("list_targets says what the policy does with typical Azure requests", func(t *testing.T) {
+		var lt struct {
+			Targets []struct {
+				Name    string   `json:"name"`
+				Tools   []string `json:"tools"`
+				Typical []struct{ What, Verdict, Rule string }
+			} `json:"targets"`
+		}
+		text, isErr := callInto(t, cs, "list_targets", nil, &lt)
+		if isErr || len(lt.Targets) != 3 {
+			t.Fatalf("list_targets: %s", text)
+		}
+		verdicts := map[string]string{}
+		for _, tg := range lt.Targets {
+			if !slices.Contains(tg.Tools, "azure_request") {
+				t.Fatalf("list_targets does not name azure_request for %s: %s", tg.Name, text)
+			}
+			for _, v := range tg.Typical {
+				verdicts[tg.Name+": "+v.What] = v.Verdict + " (" + v.Rule + ")"
+			}
+		}
+		for what, want := range map[string]string{
+			"arm: read (GET of a resource group in example-rg)":     "allowed (arm-reads)",
+			"arm: write (PUT of a storage account in example-rg)":   "denied (default-deny)",
+			"arm: secret read (listKeys of a storage account)":      "needs approval (review-secret-reads)",
+			"arm: role assignment (PUT of a roleAssignment)":        "denied (no-role-assignments)",
+			"vault: read a secret (its value comes back masked)":    "allowed (keyvault-reads)",
+			"vault: read a secret with reveal (its value unmasked)": "needs approval (reveal-needs-approval)",
+		} {
+			if verdicts[what] != want {
+				t.Errorf("%s: %q, want %q\n%s", what, verdicts[what], want, text)
+			}
+		}
+		if !strings.Contains(text, "needs approval (rule review-secret-reads)") || !strings.Contains(text, "azure_request takes no request_approval") {
+			t.Errorf("the summary does not show the typical verdicts:\n%s", text)
+		}
+	})
+
 	t.Run("allowed read returns the spec example", func(t *testing.T) {
 		res, text, isErr := callTool(t, cs, "azure_request", map[string]any{"target": "arm", "method": "GET",
 			"path": sub + "/resourcegroups/my-resource-group?api-version=2022-09-01"})
