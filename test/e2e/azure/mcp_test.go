@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -388,5 +391,68 @@ func BenchmarkMCPAzureRequest(b *testing.B) {
 		if res, text, isErr := callTool(b, cs, "azure_request", args); isErr || res.Status != 200 {
 			b.Fatalf("%v %s", isErr, text)
 		}
+	}
+}
+
+// The TypeScript MCP SDK from npm, an independent client implementation
+// (the script the MCP e2e tests use), gets the same answers and refusals.
+func TestMCPAzureRequestTypeScript(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed (the e2e environment has it): ", err)
+	}
+	root, _ := filepath.Abs(filepath.Join("..", "..", ".."))
+	sdk := filepath.Join(root, "tools", "node", "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm")
+	script := filepath.Join(root, "test", "e2e", "mcp", "testdata", "client.mjs")
+	for _, p := range []string{sdk, script} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the TypeScript MCP SDK client is not installed: %v", err)
+		}
+	}
+	sub := "/subscriptions/" + subID
+	calls := []map[string]any{
+		{"name": "azure_request", "arguments": map[string]any{"target": "arm", "method": "GET", "path": sub + "/resourcegroups/my-resource-group?api-version=2022-09-01"}},
+		{"name": "azure_request", "arguments": map[string]any{"target": "arm", "method": "PUT",
+			"path": sub + "/resourceGroups/rg-dev/providers/Microsoft.Authorization/roleAssignments/9b1c2d3e-4f5a-4b6c-8d7e-0f1a2b3c4d5e?api-version=2022-04-01",
+			"body": `{"properties":{"roleDefinitionId":"` + sub + `/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"8f70baf1-1f6e-46a2-a1ff-238dac1ebfb7"}}`}},
+		{"name": "azure_request", "arguments": map[string]any{"target": "arm", "method": "POST", "path": sub + "/resourceGroups/rg-mcp-ts/providers/Microsoft.Storage/storageAccounts/sto2220/listkeys?api-version=2022-09-01"}},
+		{"name": "azure_request", "arguments": map[string]any{"target": "vault", "method": "GET", "path": "/secrets/mysecretname?api-version=7.4"}},
+	}
+	arg, _ := json.Marshal(calls)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script, string(arg))
+	cmd.Env = append(os.Environ(), "WEIR_MCP_URL=http://"+w.httpAddr+"/mcp", "WEIR_TOKEN="+issueToken(t, "ci-bot"), "MCP_SDK="+sdk)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var out struct {
+		Error string   `json:"error"`
+		Tools []string `json:"tools"`
+		Calls []struct {
+			IsError    bool      `json:"isError"`
+			Text       string    `json:"text"`
+			Structured mcpResult `json:"structured"`
+		} `json:"calls"`
+	}
+	if err := json.Unmarshal(outb, &out); err != nil || out.Error != "" || len(out.Calls) != len(calls) {
+		t.Fatalf("TypeScript client: %v %s", err, outb)
+	}
+	if !slices.Contains(out.Tools, "azure_request") || slices.Contains(out.Tools, "blob_list") {
+		t.Errorf("tools: %v", out.Tools)
+	}
+	if c := out.Calls[0]; c.IsError || c.Structured.Status != 200 || !sameJSON(t, c.Structured.Body, readTestdata("resourcegroup.json")) {
+		t.Errorf("allowed read: %+v", c)
+	}
+	if c := out.Calls[1]; !c.IsError || c.Structured.Rule != "no-role-assignments" || !strings.Contains(c.Text, "Next step:") || w.fake.saw("9b1c2d3e-4f5a-4b6c-8d7e-0f1a2b3c4d5e") {
+		t.Errorf("role assignment: %+v", c)
+	}
+	if c := out.Calls[2]; !c.IsError || c.Structured.Rule != "review-secret-reads" || c.Structured.ApprovalRequestID == 0 || w.fake.saw("/rg-mcp-ts/") {
+		t.Errorf("listKeys: %+v", c)
+	}
+	if c := out.Calls[3]; c.IsError || c.Structured.Status != 200 || strings.Contains(string(outb), "mysecretvalue") {
+		t.Errorf("secret read: %+v", c)
 	}
 }
