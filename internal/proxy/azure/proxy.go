@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -828,6 +829,11 @@ func (p *Proxy) response(resp *http.Response, rt *route, host string, cl *Classi
 	if m == nil {
 		return resp.StatusCode, hdr, b, counts, nil
 	}
+	if wideText(ct, b) {
+		// The detectors read ASCII-compatible bytes; UTF-16/32 text would
+		// show them a NUL between characters and pass unscanned.
+		return 0, nil, nil, counts, errors.New("weir: the upstream response is UTF-16 or UTF-32 text (or another charset that is not ASCII-compatible), which weir cannot mask")
+	}
 	out, c := m.MaskBytes(b)
 	counts.Add(c)
 	return resp.StatusCode, hdr, out, counts, nil
@@ -856,4 +862,27 @@ func rewriteLink(s string, rt *route, host string) (string, bool) {
 		return u.String(), true
 	}
 	return "", false
+}
+
+// wideText reports text the masker cannot read byte-wise: a charset that
+// is not ASCII-compatible, a UTF-16/32 byte-order mark, or the NULs such
+// text without one has between its ASCII characters.
+func wideText(ct string, b []byte) bool {
+	if _, params, err := mime.ParseMediaType(ct); err == nil {
+		switch cs := strings.ToLower(params["charset"]); {
+		case cs == "", cs == "utf-8", cs == "utf8", cs == "us-ascii", cs == "ascii", cs == "latin1", cs == "cp1252",
+			strings.HasPrefix(cs, "iso-8859-"), strings.HasPrefix(cs, "windows-125"):
+		default:
+			return true
+		}
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	if !(ct == "" || strings.HasPrefix(mt, "text/") || strings.Contains(mt, "json") || strings.Contains(mt, "xml")) {
+		return false // binary (an image a function returns) keeps its NULs
+	}
+	if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) || bytes.HasPrefix(b, []byte{0, 0, 0xfe, 0xff}) {
+		return true
+	}
+	head := b[:min(len(b), 512)]
+	return len(head) >= 4 && bytes.Count(head, []byte{0}) >= len(head)/4
 }

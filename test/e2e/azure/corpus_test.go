@@ -227,6 +227,11 @@ func TestFunctions(t *testing.T) {
 			t.Fatalf("%s: %d %s\n%s", path, resp.StatusCode, hdr.String(), body)
 		}
 	}
+	// Text the detectors cannot read (UTF-16) is refused, not passed on.
+	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/orders/utf16 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
+	if resp.StatusCode != 502 || !strings.Contains(body, "UTF-16") || strings.Contains(body, "o\x00p\x00s\x00@") {
+		t.Fatalf("UTF-16 text: %d %q", resp.StatusCode, body)
+	}
 	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/admin-reset HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
 	if resp.StatusCode != 403 || w.fake.saw("/api/admin-reset") {
 		t.Fatalf("other function: %d %q", resp.StatusCode, body)

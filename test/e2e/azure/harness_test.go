@@ -404,6 +404,15 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			rw.Header().Set("X-Echo-Key", r.Header.Get("X-Functions-Key"))
 			r.Header.Write(rw)
 			return
+		case "/api/orders/utf16":
+			// A report exported as "Unicode Text": UTF-16LE with a BOM.
+			rw.Header().Set("Content-Type", "text/plain")
+			b := []byte{0xff, 0xfe}
+			for _, c := range "contact ops@example.com\n" {
+				b = append(b, byte(c), 0)
+			}
+			rw.Write(b)
+			return
 		case "/api/orders/echojson":
 			b, _ := json.Marshal(map[string]any{"headers": r.Header, "note": "key=" + r.Header.Get("X-Functions-Key")})
 			writeJSON(rw, 200, b)
