@@ -143,7 +143,7 @@ func New(opts Options) *Server {
 }
 
 const instructions = `weir is the gateway between you and the organisation's databases and Azure resources. You never hold their credentials; every tool call is decided by weir's policy, recorded in an audit log, and what comes back is masked (emails, card numbers, secrets appear as masks: that is expected, do not try to unmask them).
-Start with list_targets: it names your targets and says what the policy allows, sends for human approval, and denies there. Stay inside it. When a call is refused, read the rule and the next step in the error instead of retrying: a denied statement will be denied again; a statement that needs approval can be submitted with request_approval (with a justification), followed with approval_status, then run unchanged with query.`
+Start with list_targets: it names your targets and says what the policy allows, sends for human approval, and denies there. Stay inside it. When a call is refused, read the rule and the next step in the error instead of retrying: a denied statement will be denied again; a statement that needs approval can be submitted with request_approval (with a justification), followed with approval_status, then run unchanged with query. Blob and Azure calls (blob_*, azure_request) open their approval request themselves when refused: follow the id with approval_status, then repeat the same call unchanged.`
 
 // Handler serves MCP over streamable HTTP, requiring the agent's weir
 // token as a bearer token on every request.
