@@ -853,7 +853,10 @@ func classifyFunction(host, method string, segs []string) (command.Command, erro
 	}
 	c.Attrs["function"] = strings.ToLower(segs[1])
 	c.Operation = "microsoft.web/sites/functions/invoke"
-	// Route values after the function name are the function's own: case kept.
-	c.Resource = site + "/" + strings.Join(segs, "/")
+	// The host matches the route prefix and the function's route
+	// case-insensitively (/API/ADMIN is the admin function), so those are
+	// lower-cased; route values after them are the function's own: case kept.
+	res := append([]string{site, strings.ToLower(segs[0]), strings.ToLower(segs[1])}, segs[2:]...)
+	c.Resource = strings.Join(res, "/")
 	return c, nil
 }

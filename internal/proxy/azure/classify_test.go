@@ -278,8 +278,14 @@ func TestClassifyFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cl.Commands[0]
-	if c.Attrs["function"] != "orders" || c.Attrs["site"] != "myapp" || c.Kind != command.KindWrite || c.Resource != "myapp/api/Orders/42" {
+	if c.Attrs["function"] != "orders" || c.Attrs["site"] != "myapp" || c.Kind != command.KindWrite || c.Resource != "myapp/api/orders/42" {
 		t.Fatalf("%+v", c)
+	}
+	// The host routes /API/ADMIN to the admin function: the resource a
+	// rule matches is the same for every case of the prefix and function.
+	cl, err = Classify(o, "GET", "/API/Admin/Users/Bob", "", nil)
+	if err != nil || cl.Commands[0].Resource != "myapp/api/admin/Users/Bob" || cl.Path != "/API/Admin/Users/Bob" {
+		t.Fatalf("%v %+v", err, cl)
 	}
 	for _, tc := range []struct{ path, query string }{{"/admin/host/keys", ""}, {"/runtime/webhooks/x", ""}, {"/api/f", "code=abc"}, {"/api/f", "Code=abc"}, {"/api/f", "CODE=abc"}, {"/api", ""}} {
 		if _, err := Classify(o, "GET", tc.path, tc.query, nil); err == nil {
