@@ -732,33 +732,188 @@ func outputName(rt *pg_query.ResTarget) string {
 }
 
 func exprName(n *pg_query.Node) string {
-	switch x := n.GetNode().(type) {
-	case *pg_query.Node_ColumnRef:
-		f := x.ColumnRef.Fields
-		if len(f) > 0 {
-			return f[len(f)-1].GetString_().GetSval()
-		}
-	case *pg_query.Node_FuncCall:
-		f := x.FuncCall.Funcname
-		if len(f) > 0 {
-			return f[len(f)-1].GetString_().GetSval()
-		}
-	case *pg_query.Node_TypeCast:
-		if name := exprName(x.TypeCast.Arg); name != "?column?" {
-			return name
-		}
-		if tn := x.TypeCast.TypeName; tn != nil && len(tn.Names) > 0 {
-			return tn.Names[len(tn.Names)-1].GetString_().GetSval()
-		}
-	case *pg_query.Node_AIndirection:
-		ind := x.AIndirection.Indirection
-		if len(ind) > 0 {
-			if s := ind[len(ind)-1].GetString_(); s != nil {
-				return s.Sval
-			}
-		}
+	if name, _ := figureColname(n); name != "" {
+		return name
 	}
 	return "?column?"
+}
+
+// unsureName names an output column whose name PostgreSQL knows and weir
+// does not (a scalar subquery over *): references by name treat it as
+// possibly any name.
+const unsureName = "\x00?"
+
+// figureColname is PostgreSQL's FigureColnameInternal (parse_target.c):
+// the name of an unnamed output column and how sure PostgreSQL is of it
+// (2 good, 1 second best, 0 none). Outer references, USING and NATURAL
+// joins match columns by these names, so weir must give exactly
+// PostgreSQL's: a column PostgreSQL calls "coalesce" that weir called
+// "?column?" let an outer clean "coalesce" stand in for a masked value.
+func figureColname(n *pg_query.Node) (string, int) {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_ColumnRef:
+		name := ""
+		for _, f := range x.ColumnRef.Fields {
+			if s := f.GetString_(); s != nil {
+				name = s.Sval
+			}
+		}
+		if name != "" {
+			return name, 2
+		}
+	case *pg_query.Node_AIndirection:
+		name := ""
+		for _, f := range x.AIndirection.Indirection {
+			if s := f.GetString_(); s != nil {
+				name = s.Sval
+			}
+		}
+		if name != "" {
+			return name, 2
+		}
+		return figureColname(x.AIndirection.Arg)
+	case *pg_query.Node_FuncCall:
+		if f := x.FuncCall.Funcname; len(f) > 0 {
+			return f[len(f)-1].GetString_().GetSval(), 2
+		}
+	case *pg_query.Node_AExpr:
+		if x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_NULLIF {
+			return "nullif", 2
+		}
+	case *pg_query.Node_TypeCast:
+		name, strength := figureColname(x.TypeCast.Arg)
+		if strength <= 1 {
+			if tn := x.TypeCast.TypeName; tn != nil && len(tn.Names) > 0 {
+				return tn.Names[len(tn.Names)-1].GetString_().GetSval(), 1
+			}
+		}
+		return name, strength
+	case *pg_query.Node_CollateClause:
+		return figureColname(x.CollateClause.Arg)
+	case *pg_query.Node_GroupingFunc:
+		return "grouping", 2
+	case *pg_query.Node_SubLink:
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK:
+			return "exists", 2
+		case pg_query.SubLinkType_ARRAY_SUBLINK:
+			return "array", 2
+		case pg_query.SubLinkType_EXPR_SUBLINK:
+			if name := firstOutputName(x.SubLink.Subselect.GetSelectStmt()); name != "" {
+				return name, 2
+			}
+		}
+	case *pg_query.Node_CaseExpr:
+		name, strength := figureColname(x.CaseExpr.Defresult)
+		if strength <= 1 {
+			return "case", 1
+		}
+		return name, strength
+	case *pg_query.Node_AArrayExpr:
+		return "array", 2
+	case *pg_query.Node_RowExpr:
+		return "row", 2
+	case *pg_query.Node_CoalesceExpr:
+		return "coalesce", 2
+	case *pg_query.Node_MinMaxExpr:
+		switch x.MinMaxExpr.Op {
+		case pg_query.MinMaxOp_IS_GREATEST:
+			return "greatest", 2
+		case pg_query.MinMaxOp_IS_LEAST:
+			return "least", 2
+		}
+	case *pg_query.Node_SqlvalueFunction:
+		if name := sqlValueNames[x.SqlvalueFunction.Op]; name != "" {
+			return name, 2
+		}
+	case *pg_query.Node_XmlExpr:
+		if name := xmlExprNames[x.XmlExpr.Op]; name != "" {
+			return name, 2
+		}
+	case *pg_query.Node_XmlSerialize:
+		return "xmlserialize", 2
+	case *pg_query.Node_JsonParseExpr:
+		return "json", 2
+	case *pg_query.Node_JsonScalarExpr:
+		return "json_scalar", 2
+	case *pg_query.Node_JsonSerializeExpr:
+		return "json_serialize", 2
+	case *pg_query.Node_JsonObjectConstructor:
+		return "json_object", 2
+	case *pg_query.Node_JsonArrayConstructor, *pg_query.Node_JsonArrayQueryConstructor:
+		return "json_array", 2
+	case *pg_query.Node_JsonObjectAgg:
+		return "json_objectagg", 2
+	case *pg_query.Node_JsonArrayAgg:
+		return "json_arrayagg", 2
+	case *pg_query.Node_JsonFuncExpr:
+		switch x.JsonFuncExpr.Op {
+		case pg_query.JsonExprOp_JSON_EXISTS_OP:
+			return "json_exists", 2
+		case pg_query.JsonExprOp_JSON_QUERY_OP:
+			return "json_query", 2
+		case pg_query.JsonExprOp_JSON_VALUE_OP:
+			return "json_value", 2
+		case pg_query.JsonExprOp_JSON_TABLE_OP:
+			return "json_table", 2
+		}
+	case *pg_query.Node_MergeSupportFunc:
+		return "merge_action", 2
+	}
+	return "", 0
+}
+
+// firstOutputName is the name of a query's first output column, as a
+// scalar subquery's column is named after it; unsureName when weir cannot
+// tell (a star), "" when the query has none.
+func firstOutputName(s *pg_query.SelectStmt) string {
+	for s != nil && s.Op != pg_query.SetOperation_SETOP_NONE {
+		s = s.Larg
+	}
+	switch {
+	case s == nil:
+		return ""
+	case len(s.ValuesLists) > 0:
+		return "column1"
+	case len(s.TargetList) == 0:
+		return ""
+	}
+	rt := s.TargetList[0].GetResTarget()
+	if rt == nil {
+		return unsureName
+	}
+	if cr := rt.Val.GetColumnRef(); rt.Name == "" && cr != nil && isStar(cr) {
+		return unsureName
+	}
+	return outputName(rt)
+}
+
+var sqlValueNames = map[pg_query.SQLValueFunctionOp]string{
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE:        "current_date",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME:        "current_time",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME_N:      "current_time",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP:   "current_timestamp",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N: "current_timestamp",
+	pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME:           "localtime",
+	pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME_N:         "localtime",
+	pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP:      "localtimestamp",
+	pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP_N:    "localtimestamp",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_ROLE:        "current_role",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_USER:        "current_user",
+	pg_query.SQLValueFunctionOp_SVFOP_USER:                "user",
+	pg_query.SQLValueFunctionOp_SVFOP_SESSION_USER:        "session_user",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_CATALOG:     "current_catalog",
+	pg_query.SQLValueFunctionOp_SVFOP_CURRENT_SCHEMA:      "current_schema",
+}
+
+var xmlExprNames = map[pg_query.XmlExprOp]string{
+	pg_query.XmlExprOp_IS_XMLCONCAT:    "xmlconcat",
+	pg_query.XmlExprOp_IS_XMLELEMENT:   "xmlelement",
+	pg_query.XmlExprOp_IS_XMLFOREST:    "xmlforest",
+	pg_query.XmlExprOp_IS_XMLPARSE:     "xmlparse",
+	pg_query.XmlExprOp_IS_XMLPI:        "xmlpi",
+	pg_query.XmlExprOp_IS_XMLROOT:      "xmlroot",
+	pg_query.XmlExprOp_IS_XMLSERIALIZE: "xmlserialize",
 }
 
 // star expands * or t.* of a select list, width-correct.
@@ -1014,7 +1169,7 @@ func (r *resolver) join(j *pg_query.JoinExpr, sc *scope) (*rte, error) {
 		using = append(using, u.GetString_().GetSval())
 	}
 	if j.IsNatural {
-		if !l.known || !rr.known {
+		if !l.known || !rr.known || hasUnsure(l) || hasUnsure(rr) {
 			return nil, r.refuse("", "weir cannot follow a NATURAL JOIN over items whose columns it does not know")
 		}
 		for _, a := range l.cols {
@@ -1030,7 +1185,7 @@ func (r *resolver) join(j *pg_query.JoinExpr, sc *scope) (*rte, error) {
 		c := col{name: u}
 		for _, side := range []*rte{l, rr} {
 			for _, x := range side.cols {
-				if x.name == u {
+				if x.name == u || x.name == unsureName {
 					c.src = union(c.src, x.src)
 				}
 			}
@@ -1060,6 +1215,15 @@ func (r *resolver) join(j *pg_query.JoinExpr, sc *scope) (*rte, error) {
 		sc.named = append(sc.named, t)
 	}
 	return t, nil
+}
+
+func hasUnsure(t *rte) bool {
+	for _, c := range t.cols {
+		if c.name == unsureName {
+			return true
+		}
+	}
+	return false
 }
 
 // srfWidth is the number of columns of set-returning built-ins whose
@@ -1387,6 +1551,12 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 			if !found && !it.known {
 				t, found = union(t, it.whole()), true
 			}
+			for _, c := range it.cols {
+				if !found && c.name == unsureName {
+					t = union(t, c.src)
+					found = true
+				}
+			}
 		}
 		if found {
 			return r.touched(t), nil
@@ -1425,6 +1595,11 @@ func (r *resolver) bareName(name string, sc *scope) (srcs, error) {
 				// does not, an outer level's column or an alias is meant:
 				// count all of them.
 				t, maybe = union(t, it.whole()), true
+			}
+			for _, c := range it.cols {
+				if c.name == unsureName {
+					t, maybe = union(t, c.src), true
+				}
 			}
 		}
 	}

@@ -328,3 +328,42 @@ GRANT SELECT ON people, people_p1, payments, payments_old, payments_older TO wei
 		}
 	}
 }
+
+// Output columns are matched by the names PostgreSQL gives them: weir
+// called coalesce(…), CASE … ELSE x END and other expressions "?column?",
+// so a reference to "coalesce" found a clean outer column in weir's model
+// while PostgreSQL read the masked inner one (123450002 came back), and
+// NATURAL JOIN / USING ("coalesce") compared a masked value with a guess.
+func TestLineageColumnNamesAsPostgres(t *testing.T) {
+	conn := connect(t, "shop")
+	for _, q := range []string{
+		"SELECT (SELECT coalesce FROM (SELECT coalesce(p.ssn)) a) FROM (SELECT 1 AS coalesce) o, people p WHERE p.id = 2",
+		"SELECT (SELECT x FROM (SELECT CASE WHEN true THEN p.ssn ELSE x END FROM (SELECT 'a' AS x) z) a) FROM (SELECT 1 AS x) o, people p WHERE p.id = 2",
+	} {
+		for _, m := range modes {
+			raw, _, err := readAll(t, conn, q, m.opts)
+			if err != nil {
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "42501" {
+					t.Errorf("%s [%s]: %v", q, m.name, err)
+				}
+				continue
+			}
+			assertNoLeak(t, q+" ["+m.name+"]", bytes.Join(raw, []byte{0}))
+		}
+	}
+	for _, q := range []string{
+		"SELECT count(*) FROM (SELECT coalesce(ssn) FROM people) a NATURAL JOIN (SELECT '123450002' AS \"coalesce\") b",
+		"SELECT count(*) FROM (SELECT coalesce(ssn) FROM people) a JOIN (SELECT '123450002' AS \"coalesce\") b USING (\"coalesce\")",
+	} {
+		mark := marker(t)
+		_, _, err := readAll(t, conn, mark+q, nil)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: want refusal 42501, got %v", q, err)
+		}
+		if serverSaw(t, mark) {
+			t.Errorf("%s: reached the server", q)
+		}
+	}
+}
