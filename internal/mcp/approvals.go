@@ -201,23 +201,32 @@ func (s *Server) approvalStatus(ctx context.Context, a *AgentSession, in approva
 	return textResult(text + "\nNext step: " + st.NextStep), st
 }
 
-// isBlobTarget reports whether target is an azure-blob target: its approvals
-// are opened by a refused blob call, not by request_approval (SQL only).
-func (s *Server) isBlobTarget(target string) bool {
-	t, ok := s.opts.Gateway.Config().Target(target)
-	return ok && t.Kind == config.KindAzureBlob
+// targetKind is the kind of a configured target ("" if unknown): Blob and
+// Azure approvals are opened by a refused blob or azure_request call and
+// used by repeating it; request_approval and query are SQL only.
+func (s *Server) targetKind(target string) string {
+	if t, ok := s.opts.Gateway.Config().Target(target); ok {
+		return t.Kind
+	}
+	return ""
 }
 
 func (s *Server) askAgain(target string) string {
-	if s.isBlobTarget(target) {
+	switch s.targetKind(target) {
+	case config.KindAzureBlob:
 		return "send the same blob call again to open a new approval request"
+	case config.KindAzureARM, config.KindAzureKeyVault, config.KindAzureFunctions:
+		return "send the same azure_request again to open a new approval request"
 	}
 	return "ask again with request_approval"
 }
 
 func (s *Server) runAgain(target string) string {
-	if s.isBlobTarget(target) {
+	switch s.targetKind(target) {
+	case config.KindAzureBlob:
 		return "call the same blob tool now with exactly the same arguments and content"
+	case config.KindAzureARM, config.KindAzureKeyVault, config.KindAzureFunctions:
+		return "call azure_request now with exactly the same target, method, path, body and reveal"
 	}
 	return "call query now with exactly the same sql and params"
 }
