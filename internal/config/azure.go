@@ -234,6 +234,20 @@ func (t *Target) validateAzure(v *validator, key string) {
 	if len(t.Azure.Hosts) == 0 {
 		v.fail(key+".hosts", "missing: name the host(s) clients ask for (e.g. management.azure.com); the endpoint is an address, so weir cannot derive them")
 	}
+	if (t.Kind == KindAzureKeyVault || t.Kind == KindAzureFunctions) && len(t.Azure.Hosts) > 0 {
+		// weir decides on the vault (site) the client asked for and runs
+		// the request at the endpoint: they must be the same one.
+		what := map[string]string{KindAzureKeyVault: "vault", KindAzureFunctions: "function app"}[t.Kind]
+		if len(t.Azure.Hosts) > 1 {
+			v.fail(key+".hosts", "an %s target serves one %s: give it one host (one target per %s), got %s", t.Kind, what, what, strings.Join(t.Azure.Hosts, ", "))
+		} else if err == nil && u.Hostname() != "" && net.ParseIP(u.Hostname()) == nil && u.Hostname() != "localhost" {
+			ep, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
+			h, _, _ := strings.Cut(t.Azure.Hosts[0], ".")
+			if ep != h {
+				v.fail(key+".hosts", "host %s names %s %q but the endpoint is %s %q: weir would decide on one and run the request on the other", t.Azure.Hosts[0], what, h, what, ep)
+			}
+		}
+	}
 	if t.Kind == KindAzureFunctions && t.Azure.FunctionKeyEnv == "" {
 		v.fail(key+".function_key_env", "missing: name the environment variable that holds the function key weir injects")
 	}
