@@ -267,6 +267,10 @@ type rte struct {
 	cols  []col
 	// known is false when the width is unknown (a star over it is refused).
 	known bool
+	// anyName is set when the item may hold columns of names weir does
+	// not know (a function returning a row of a type weir cannot see):
+	// a name not found elsewhere may be one of them.
+	anyName bool
 }
 
 func (t *rte) whole() srcs {
@@ -1169,7 +1173,7 @@ func (r *resolver) join(j *pg_query.JoinExpr, sc *scope) (*rte, error) {
 		using = append(using, u.GetString_().GetSval())
 	}
 	if j.IsNatural {
-		if !l.known || !rr.known || hasUnsure(l) || hasUnsure(rr) {
+		if !l.known || !rr.known || l.anyName || rr.anyName || hasUnsure(l) || hasUnsure(rr) {
 			return nil, r.refuse("", "weir cannot follow a NATURAL JOIN over items whose columns it does not know")
 		}
 		for _, a := range l.cols {
@@ -1184,6 +1188,9 @@ func (r *resolver) join(j *pg_query.JoinExpr, sc *scope) (*rte, error) {
 	for _, u := range using {
 		c := col{name: u}
 		for _, side := range []*rte{l, rr} {
+			if side.anyName {
+				c.src = union(c.src, side.whole())
+			}
 			for _, x := range side.cols {
 				if x.name == u || x.name == unsureName {
 					c.src = union(c.src, x.src)
@@ -1226,11 +1233,34 @@ func hasUnsure(t *rte) bool {
 	return false
 }
 
-// srfWidth is the number of columns of set-returning built-ins whose
-// result is a row; every other built-in in FROM returns one column.
-var srfWidth = map[string]int{
-	"json_each": 2, "jsonb_each": 2, "json_each_text": 2, "jsonb_each_text": 2,
-	"pg_options_to_table": 2, "aclexplode": 4, "pg_get_keywords": 5,
+// srfColumns are the columns of built-ins whose result is a row of known
+// shape; every other built-in in FROM returns one column, except those in
+// rowShaped.
+var srfColumns = map[string][]string{
+	"json_each": {"key", "value"}, "jsonb_each": {"key", "value"},
+	"json_each_text": {"key", "value"}, "jsonb_each_text": {"key", "value"},
+	"pg_options_to_table": {"option_name", "option_value"},
+	"aclexplode":          {"grantor", "grantee", "privilege_type", "is_grantable"},
+	"pg_get_keywords":     {"word", "catcode", "barelabel", "catdesc", "baredesc"},
+	// One named OUT parameter names the column, alias or not.
+	"json_array_elements": {"value"}, "json_array_elements_text": {"value"},
+	"jsonb_array_elements": {"value"}, "jsonb_array_elements_text": {"value"},
+}
+
+// rowShaped are built-ins that may return a row whose shape weir does not
+// know (a composite or polymorphic result, OUT parameters: a test checks
+// the list against pg_proc). unnest(ARRAY[NULL::pg_am]) returns the
+// columns of pg_am, and a bare name PostgreSQL does not find among them
+// refers to an outer query's column.
+var rowShaped = map[string]bool{
+	"unnest": true, "json_populate_record": true, "json_populate_recordset": true,
+	"jsonb_populate_record": true, "jsonb_populate_recordset": true,
+	"json_to_record": true, "json_to_recordset": true, "jsonb_to_record": true, "jsonb_to_recordset": true,
+	"pg_input_error_info": true, "pg_identify_object": true, "pg_identify_object_as_address": true,
+	"pg_get_object_address": true, "ts_debug": true, "ts_parse": true, "ts_token_type": true, "ts_stat": true,
+	"pg_current_snapshot": true,
+	// lower(anyrange) and upper(anyrange) return the range's element.
+	"lower": true, "upper": true,
 }
 
 func (r *resolver) rangeFunction(rf *pg_query.RangeFunction, sc *scope) (*rte, error) {
@@ -1245,26 +1275,45 @@ func (r *resolver) rangeFunction(rf *pg_query.RangeFunction, sc *scope) (*rte, e
 		if err != nil {
 			return nil, err
 		}
-		width := 1
 		fc := items[0].GetFuncCall()
+		var names []string
+		defs := rf.Coldeflist // f(…) AS t(a int, …)
+		if len(items) > 1 && items[1].GetList() != nil {
+			defs = items[1].GetList().Items // ROWS FROM (f(…) AS (a int, …))
+		}
 		switch {
-		case len(items) > 1 && items[1].GetList() != nil && len(items[1].GetList().Items) > 0:
-			width = len(items[1].GetList().Items) // column definition list
+		case len(defs) > 0:
+			// A column definition list names the columns.
+			for _, d := range defs {
+				names = append(names, d.GetColumnDef().GetColname())
+			}
 		case fc != nil:
 			base := exprName(items[0])
 			name = base
-			if w, ok := srfWidth[base]; ok {
-				width = w
-			} else if base == "unnest" && len(rf.Functions) == 1 {
-				width = max(1, len(fc.Args))
-			} else if strings.HasPrefix(base, "json") && strings.Contains(base, "record") {
-				t.known = false // json_to_record without a column list
+			if cols, ok := srfColumns[base]; ok {
+				names = cols
+			} else if base == "unnest" && len(rf.Functions) == 1 && len(fc.Args) > 1 {
+				names = slices.Repeat([]string{base}, len(fc.Args))
+			} else {
+				// A scalar result is named after the FROM alias when the
+				// item has one function (chooseScalarFunctionAlias).
+				if len(rf.Functions) == 1 && rf.Alias != nil {
+					base = rf.Alias.Aliasname
+				}
+				names = []string{base}
+				if rowShaped[exprName(items[0])] {
+					t.anyName = true
+				}
+				if strings.HasPrefix(name, "json") && strings.Contains(name, "record") {
+					t.known = false // json_to_record without a column list
+				}
 			}
 		default:
+			names = []string{"?column?"}
 			t.known = false
 		}
-		for i := 0; i < width; i++ {
-			t.cols = append(t.cols, col{name: name, src: taint})
+		for _, n := range names {
+			t.cols = append(t.cols, col{name: n, src: taint})
 		}
 	}
 	if rf.Ordinality {
@@ -1548,7 +1597,7 @@ func (r *resolver) columnRef(cr *pg_query.ColumnRef, sc *scope) (srcs, error) {
 					t, found = union(t, c.src), true
 				}
 			}
-			if !found && !it.known {
+			if !found && (!it.known || it.anyName) {
 				t, found = union(t, it.whole()), true
 			}
 			for _, c := range it.cols {
@@ -1582,7 +1631,15 @@ func (r *resolver) bareName(name string, sc *scope) (srcs, error) {
 		for _, it := range s.named {
 			for _, c := range it.cols {
 				if c.name == name {
-					t, found = union(t, c.src), true
+					t = union(t, c.src)
+					// A row-shaped function's column may not be called
+					// that after all (unnest over a composite array):
+					// then an outer level's column is meant.
+					if it.anyName {
+						maybe = true
+					} else {
+						found = true
+					}
 				}
 			}
 		}
@@ -1590,7 +1647,7 @@ func (r *resolver) bareName(name string, sc *scope) (srcs, error) {
 			return r.touched(t), nil
 		}
 		for _, it := range s.named {
-			if !it.known {
+			if !it.known || it.anyName {
 				// An item of unknown columns may hold this one; if it
 				// does not, an outer level's column or an alias is meant:
 				// count all of them.

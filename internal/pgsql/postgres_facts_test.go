@@ -2,6 +2,7 @@ package pgsql
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,72 @@ func TestAgreesWithPostgres(t *testing.T) {
 		for _, n := range got {
 			if !setReturning[n] {
 				t.Errorf("%s returns a set but is not in setReturning", n)
+			}
+		}
+	})
+
+	// A function in FROM whose result is a row of a shape weir cannot see
+	// must be rowShaped (or have its columns in srfColumns).
+	t.Run("row-shaped", func(t *testing.T) {
+		var names []string
+		for n, e := range knownFuncs {
+			if e.risks == 0 && !e.write {
+				names = append(names, n)
+			}
+		}
+		rows, err := conn.Query(ctx, `SELECT DISTINCT p.proname::text FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype
+WHERE p.proname = ANY($1) AND p.prokind = 'f' AND (t.typtype = 'c' OR t.typname IN ('record', 'anyelement', 'anycompatible', 'anynonarray', 'anycompatiblenonarray')
+  OR 'o' = ANY(p.proargmodes) OR 'b' = ANY(p.proargmodes) OR 't' = ANY(p.proargmodes)) ORDER BY 1`, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range got {
+			if _, ok := srfColumns[n]; !ok && !rowShaped[n] {
+				t.Errorf("%s may return a row but is neither rowShaped nor in srfColumns", n)
+			}
+		}
+	})
+
+	// Columns of functions in FROM are named as PostgreSQL names them.
+	t.Run("function columns", func(t *testing.T) {
+		for _, from := range []string{
+			"generate_series(1, 2)", "generate_series(1, 2) g", "generate_series(1, 2) AS g(n)", "lower('x') f",
+			"lower('x')", "jsonb_each('{\"a\":1}')", "jsonb_each_text('{\"a\":1}') j", "json_each('{\"a\":1}')",
+			"unnest(ARRAY[1], ARRAY['a'])", "unnest(ARRAY[1]) WITH ORDINALITY", "unnest(ARRAY[1]) WITH ORDINALITY u",
+			"ROWS FROM (generate_series(1, 2), lower('x')) r", "pg_options_to_table(ARRAY['a=1'])",
+			"pg_get_keywords()", "jsonb_array_elements('[1]') e", "json_array_elements_text('[1]')",
+			"jsonb_to_record('{\"a\":1}') AS r(a int, b text)", "regexp_matches('ab', 'a')", "string_to_table('a,b', ',') s",
+		} {
+			q := "SELECT * FROM " + from
+			res := conn.PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
+			if res.Err != nil {
+				t.Errorf("%s: %v", from, res.Err)
+				continue
+			}
+			var want []string
+			for _, fd := range res.FieldDescriptions {
+				want = append(want, fd.Name)
+			}
+			tree, err := pg_query.Parse(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &resolver{cat: newTestCatalog(), rules: testRules(t, false), views: map[*Relation][][]string{}}
+			it, err := r.fromItem(tree.Stmts[0].Stmt.GetSelectStmt().FromClause[0], &scope{})
+			if err != nil {
+				t.Errorf("%s: %v", from, err)
+				continue
+			}
+			var got []string
+			for _, c := range it.cols {
+				got = append(got, c.name)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: weir names the columns %q, PostgreSQL %q", from, got, want)
 			}
 		}
 	})

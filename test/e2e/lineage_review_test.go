@@ -367,3 +367,30 @@ func TestLineageColumnNamesAsPostgres(t *testing.T) {
 		}
 	}
 }
+
+// Columns of functions in FROM are named as PostgreSQL names them:
+// unnest over an array of a composite type returns that type's columns,
+// and jsonb_each returns key and value. weir named them after the
+// function, so (SELECT unnest FROM unnest(ARRAY[NULL::pg_am])) and
+// (SELECT jsonb_each FROM jsonb_each(…)) under an outer masked column of
+// that name returned it in clear (123450002).
+func TestLineageFunctionColumnNames(t *testing.T) {
+	conn := connect(t, "shop")
+	for _, q := range []string{
+		"SELECT (SELECT unnest FROM unnest(ARRAY[NULL::pg_catalog.pg_am]) LIMIT 1) FROM (SELECT ssn AS unnest FROM people WHERE id = 2) o",
+		"SELECT (SELECT jsonb_each FROM jsonb_each('{\"a\":1}') LIMIT 1) FROM (SELECT ssn AS jsonb_each FROM people WHERE id = 2) o",
+		"SELECT (SELECT jsonb_array_elements FROM jsonb_array_elements('[1]') LIMIT 1) FROM (SELECT ssn AS jsonb_array_elements FROM people WHERE id = 2) o",
+	} {
+		for _, m := range modes {
+			raw, _, err := readAll(t, conn, q, m.opts)
+			if err != nil {
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "42501" {
+					t.Errorf("%s [%s]: %v", q, m.name, err)
+				}
+				continue
+			}
+			assertNoLeak(t, q+" ["+m.name+"]", bytes.Join(raw, []byte{0}))
+		}
+	}
+}
