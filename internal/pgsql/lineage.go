@@ -499,9 +499,34 @@ func (r *resolver) with(wc *pg_query.WithClause, outer *scope) (*scope, error) {
 				return nil, err
 			}
 		}
-		sc.ctes[cte.Ctename] = cteRTE(cte, cols)
+		if err := r.searchCycle(cte, cteRTE(cte, cols)); err != nil {
+			return nil, err
+		}
+		sc.ctes[cte.Ctename] = cteOuterRTE(cte, cols)
 	}
 	return sc, nil
+}
+
+// searchCycle refuses SEARCH and CYCLE over masked columns of a CTE: they
+// order rows by them and compare them, and the columns they add (the
+// search sequence, the cycle path) hold their values.
+func (r *resolver) searchCycle(cte *pg_query.CommonTableExpr, t *rte) error {
+	var lists []*pg_query.Node
+	if sc := cte.SearchClause; sc != nil {
+		lists = append(lists, sc.SearchColList...)
+	}
+	if cc := cte.CycleClause; cc != nil {
+		lists = append(lists, cc.CycleColList...)
+	}
+	for _, n := range lists {
+		name := n.GetString_().GetSval()
+		for _, c := range t.cols {
+			if c.name == name && len(c.src) > 0 {
+				return r.inference(c.src[0], "the SEARCH or CYCLE clause of WITH query "+strconv.Quote(cte.Ctename))
+			}
+		}
+	}
+	return nil
 }
 
 // namesRelation reports whether an unqualified relation name occurs
@@ -579,6 +604,20 @@ func cteRTE(cte *pg_query.CommonTableExpr, cols []col) *rte {
 		if i < len(t.cols) {
 			t.cols[i].name = n.GetString_().GetSval()
 		}
+	}
+	return t
+}
+
+// cteOuterRTE is the CTE as the query after WITH sees it: SEARCH … SET
+// seq and CYCLE … SET mark USING path add columns (not seen by its own
+// recursive arm), of clean values once searchCycle has refused masked ones.
+func cteOuterRTE(cte *pg_query.CommonTableExpr, cols []col) *rte {
+	t := cteRTE(cte, cols)
+	if sc := cte.SearchClause; sc != nil {
+		t.cols = append(t.cols, col{name: sc.SearchSeqColumn})
+	}
+	if cc := cte.CycleClause; cc != nil {
+		t.cols = append(t.cols, col{name: cc.CycleMarkColumn}, col{name: cc.CyclePathColumn})
 	}
 	return t
 }

@@ -531,3 +531,25 @@ func TestLineageAncestorsMask(t *testing.T) {
 		}
 	}
 }
+
+// SEARCH and CYCLE order and compare by their columns and add columns
+// that hold their values.
+func TestLineageSearchCycle(t *testing.T) {
+	cat := newTestCatalog()
+	for q, want := range map[string]string{
+		"WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers UNION ALL SELECT id, e FROM t WHERE false) CYCLE e SET c USING p SELECT id FROM t":         "CYCLE",
+		"WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers UNION ALL SELECT id, e FROM t WHERE false) SEARCH DEPTH FIRST BY e SET o SELECT id FROM t": "SEARCH",
+		"WITH RECURSIVE t(id, e) AS (SELECT id, email FROM customers UNION ALL SELECT id, e FROM t WHERE false) CYCLE id SET c USING p SELECT * FROM t":         "",
+	} {
+		plans, err := PlanMasking(q, cat, testRules(t, false))
+		if want != "" {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: want refusal naming %s, got %v", q, want, err)
+			}
+			continue
+		}
+		if err != nil || len(plans[0].Columns) != 4 || plans[0].Columns[1] != "customers.email" {
+			t.Errorf("%s: %v %+v", q, err, plans)
+		}
+	}
+}

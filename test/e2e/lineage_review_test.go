@@ -394,3 +394,22 @@ func TestLineageFunctionColumnNames(t *testing.T) {
 		}
 	}
 }
+
+// CYCLE … USING path and SEARCH … SET seq add columns holding the values
+// of the columns they name; weir's model of the CTE lacked them, so under
+// an outer clean column of that name they returned {(123450002)} in clear.
+func TestLineageSearchCycleColumns(t *testing.T) {
+	conn := connect(t, "shop")
+	for _, q := range []string{
+		"WITH RECURSIVE t(id, s) AS (SELECT id, ssn FROM people WHERE id = 2 UNION ALL SELECT id, s FROM t WHERE false) CYCLE s SET is_cycle USING path SELECT (SELECT path::text FROM t LIMIT 1) FROM (SELECT 1 AS path) o",
+		"WITH RECURSIVE t(id, s) AS (SELECT id, ssn FROM people WHERE id = 2 UNION ALL SELECT id, s FROM t WHERE false) SEARCH DEPTH FIRST BY s SET ord SELECT (SELECT ord::text FROM t LIMIT 1) FROM (SELECT 1 AS ord) o",
+	} {
+		raw, _, err := readAll(t, conn, q, nil)
+		var pe *pgconn.PgError
+		if err == nil {
+			assertNoLeak(t, q, bytes.Join(raw, []byte{0}))
+		} else if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
