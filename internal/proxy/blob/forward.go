@@ -240,7 +240,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, up *upstream, e 
 		writeError(w, http.StatusBadGateway, "UnexpectedRedirect", "the storage account answered with a redirect, which weir does not pass on")
 		return
 	}
-	res, cut := h.respond(w, r, resp)
+	listing := c.Operation == "ListBlobs" || c.Operation == "FindBlobsByTags"
+	res, cut := h.respond(w, r, resp, listing)
 	res.Seq, res.Duration = v.Seq, time.Since(start)
 	e.s.Result(res)
 	if cut {

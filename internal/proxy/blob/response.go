@@ -25,6 +25,9 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-
 // (SDKs read the blob's size from it), not the masked body.
 var integrityHeaders = []string{"Content-Length", "Content-MD5", "X-Ms-Content-Crc64"}
 
+// hashHeaders carry a hash of a blob's stored (unmasked) bytes.
+var hashHeaders = []string{"Content-MD5", "X-Ms-Blob-Content-Md5", "X-Ms-Content-Crc64"}
+
 // textLike reports whether a response with this Content-Type can carry
 // values to mask. No type at all counts as text: weir masks what it
 // cannot tell apart.
@@ -54,7 +57,7 @@ func textLike(ct string) bool {
 // the body could not be finished (a decoding limit, a broken upstream
 // stream): the caller records the result and then cuts the connection, so
 // the agent sees a failure rather than a short body that looks complete.
-func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) (res gateway.Result, cut bool) {
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, listing bool) (res gateway.Result, cut bool) {
 	if resp.StatusCode >= 400 {
 		res.Error = strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("x-ms-error-code")
 	}
@@ -77,7 +80,16 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		out[k] = vs
 	}
 	bodyless := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
-	mustMask := m != nil && !bodyless && textLike(resp.Header.Get("Content-Type"))
+	text := m != nil && textLike(resp.Header.Get("Content-Type"))
+	if text {
+		// A hash of the unmasked bytes (on GET and HEAD alike) is an
+		// oracle: with the masked text it finds a low-entropy value by
+		// trying candidates.
+		for _, k := range hashHeaders {
+			out.Del(k)
+		}
+	}
+	mustMask := text && !bodyless
 	if !mustMask {
 		w.WriteHeader(resp.StatusCode)
 		if !bodyless {
@@ -142,11 +154,20 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		sink = reenc
 	}
 	cw := &countWriter{w: sink}
-	st := m.NewStream(cw)
+	var strip *stripHashes
+	var into io.Writer = cw
+	if listing {
+		strip = &stripHashes{w: cw}
+		into = strip
+	}
+	st := m.NewStream(into)
 	bp := bufPool.Get().(*[]byte)
 	_, err := io.CopyBuffer(st, dec, *bp)
 	bufPool.Put(bp)
 	cerr := st.Close()
+	if strip != nil && cerr == nil {
+		cerr = strip.Close()
+	}
 	res.Masked.Add(st.Counts())
 	if err == nil {
 		err = cerr
@@ -179,6 +200,71 @@ func (h *Handler) failClosed(w http.ResponseWriter, res gateway.Result, msg stri
 	writeError(w, http.StatusNotAcceptable, "UnsupportedContentEncoding", "weir: "+msg)
 	return res
 }
+
+// stripHashes empties the <Content-MD5> elements of a listing: the hash of
+// each blob's unmasked bytes is an oracle for what masking hid.
+type stripHashes struct {
+	w   io.Writer
+	buf []byte
+}
+
+var (
+	md5Open  = []byte("<Content-MD5>")
+	md5Close = []byte("</Content-MD5>")
+	md5Empty = []byte("<Content-MD5 />")
+)
+
+func (s *stripHashes) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	for {
+		i := bytes.Index(s.buf, md5Open)
+		if i < 0 {
+			// Hold back what could be the start of an opening tag.
+			keep := 0
+			for k := min(len(md5Open)-1, len(s.buf)); k > 0; k-- {
+				if bytes.HasPrefix(md5Open, s.buf[len(s.buf)-k:]) {
+					keep = k
+					break
+				}
+			}
+			if err := s.emit(len(s.buf) - keep); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+		j := bytes.Index(s.buf[i:], md5Close)
+		if j < 0 {
+			if len(s.buf)-i > 1024 {
+				return 0, errors.New("a listing's Content-MD5 element does not end")
+			}
+			if err := s.emit(i); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+		if _, err := s.w.Write(s.buf[:i]); err != nil {
+			return 0, err
+		}
+		if _, err := s.w.Write(md5Empty); err != nil {
+			return 0, err
+		}
+		s.buf = s.buf[i+j+len(md5Close):]
+	}
+}
+
+// emit writes the first n buffered bytes and keeps the rest.
+func (s *stripHashes) emit(n int) error {
+	if n > 0 {
+		if _, err := s.w.Write(s.buf[:n]); err != nil {
+			return err
+		}
+	}
+	s.buf = append(s.buf[:0:0], s.buf[n:]...)
+	return nil
+}
+
+// Close writes what was held back.
+func (s *stripHashes) Close() error { return s.emit(len(s.buf)) }
 
 // headReader replays the bytes read to sniff the body, then the rest.
 // It is a plain Reader so the copy keeps its own large buffer.
