@@ -109,7 +109,18 @@ func (j *jsonMasker) value(d *json.Decoder, leaf, tree bool, depth int) error {
 					j.out.WriteByte(',')
 				}
 				first = false
-				kb, _ := json.Marshal(k)
+				// Keys are text too: a map keyed by customer e-mail
+				// serializes its keys as object members.
+				shown := k
+				if j.scrub != nil {
+					shown = j.scrub(shown)
+				}
+				if j.m != nil {
+					var c mask.Counts
+					shown, c = j.m.MaskString(shown)
+					j.counts.Add(c)
+				}
+				kb, _ := json.Marshal(shown)
 				j.out.Write(kb)
 				j.out.WriteByte(':')
 				lk := strings.ToLower(k)

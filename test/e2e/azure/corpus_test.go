@@ -227,6 +227,11 @@ func TestFunctions(t *testing.T) {
 			t.Fatalf("%s: %d %s\n%s", path, resp.StatusCode, hdr.String(), body)
 		}
 	}
+	// JSON object keys are text too (a map keyed by customer).
+	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/orders/bycustomer HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
+	if resp.StatusCode != 200 || strings.Contains(body, "ada@example.com") || strings.Contains(body, "4111 1111 1111 1111") || !strings.Contains(body, `"orders":3`) {
+		t.Fatalf("JSON keyed by customer: %d %s", resp.StatusCode, body)
+	}
 	// Text the detectors cannot read (UTF-16) is refused, not passed on.
 	resp, body = rawRequest(t, host, roots, fmt.Sprintf("GET /api/orders/utf16 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, tok))
 	if resp.StatusCode != 502 || !strings.Contains(body, "UTF-16") || strings.Contains(body, "o\x00p\x00s\x00@") {

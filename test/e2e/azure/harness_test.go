@@ -413,6 +413,10 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 			rw.Write(b)
 			return
+		case "/api/orders/bycustomer":
+			// Data keyed by customer, as a map serializes.
+			writeJSON(rw, 200, []byte(`{"ada@example.com":{"orders":3},"cards":{"4111 1111 1111 1111":"visa"}}`))
+			return
 		case "/api/orders/echojson":
 			b, _ := json.Marshal(map[string]any{"headers": r.Header, "note": "key=" + r.Header.Get("X-Functions-Key")})
 			writeJSON(rw, 200, b)
