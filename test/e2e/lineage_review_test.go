@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -411,5 +414,54 @@ func TestLineageSearchCycleColumns(t *testing.T) {
 		} else if !errors.As(err, &pe) || pe.Code != "42501" {
 			t.Errorf("%s: %v", q, err)
 		}
+	}
+}
+
+// A notice raised while a statement reads a masked column can print it:
+// to_tsquery echoes a lexeme-free input ("text-search query doesn't
+// contain lexemes: \"   \n\""), so translate(ssn, '01234', E' \t\n\r\f')
+// read digits of ssn out of the notice. Its text is withheld like an
+// error's.
+func TestLineageNoticeOfMaskedStatement(t *testing.T) {
+	ctx := context.Background()
+	tok, _ := token(t, "ci-bot", time.Hour)
+	cfg, err := pgx.ParseConfig(dsn(tok, "shop", "require"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notices []*pgconn.Notice
+	var mu sync.Mutex
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n)
+		mu.Unlock()
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, m := range modes {
+		if _, _, err := readAll(t, conn, "SELECT to_tsquery('simple', translate(substr(ssn, 6, 4), '01234', E' \\t\\n\\r\\f')) FROM people WHERE id = 2", m.opts); err != nil {
+			t.Fatalf("[%s] %v", m.name, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notices) != len(modes) {
+		t.Fatalf("%d notices, want %d (the server's notices still arrive)", len(notices), len(modes))
+	}
+	for _, n := range notices {
+		if strings.Contains(n.Message+n.Detail+n.Hint+n.Where, "lexemes") || !strings.Contains(n.Message, "withheld") {
+			t.Errorf("notice text not withheld: %+v", n)
+		}
+	}
+	// Notices of statements that read no masked column keep their text.
+	notices = nil
+	mu.Unlock()
+	_, err = conn.Exec(ctx, "SELECT to_tsquery('simple', ' ')")
+	mu.Lock()
+	if err != nil || len(notices) != 1 || !strings.Contains(notices[0].Message, "lexemes") {
+		t.Errorf("clean notice: %v %+v", err, notices)
 	}
 }

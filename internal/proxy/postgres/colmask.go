@@ -307,6 +307,13 @@ func (c *clientConn) lineageMessage(m *mask.Masker, typ byte, raw, body []byte, 
 		}
 		c.dropExpects(cycle)
 		return raw, false, withheld, nil
+	case 'N':
+		// A notice can print a masked value as well as an error can
+		// (to_tsquery echoes a lexeme-free input: translate(ssn, '01234',
+		// E' \t\n\r\f') spelt its digits in whitespace).
+		if h := c.head(cycle); h != nil && h.plan != nil && h.plan.Touches {
+			return withholdError(raw, body), false, true, nil
+		}
 	case 'Z':
 		c.dropExpects(cycle)
 	}
@@ -686,6 +693,7 @@ func appendEscapedCopy(dst, v []byte) []byte {
 // replaces its text: the statement reads a masked column, and error texts
 // print values.
 func withholdError(raw, body []byte) []byte {
+	notice := len(raw) > 0 && raw[0] == 'N'
 	e := pgproto3.ErrorResponse{}
 	p := 0
 	for p < len(body) && body[p] != 0 {
@@ -705,12 +713,22 @@ func withholdError(raw, body []byte) []byte {
 		p = len(body) - len(rest)
 	}
 	if e.Code == "" {
-		return raw
+		e.Code = "XX000" // malformed: keep nothing of it
 	}
 	e.Message = "weir withheld the text of this error: the statement reads a masked column, and error texts can show its values (the SQLSTATE is the server's)"
-	buf, err := e.Encode(nil)
+	var buf []byte
+	var err error
+	if notice {
+		e.Message = "weir withheld the text of this notice: the statement reads a masked column, and notice texts can show its values"
+		nr := pgproto3.NoticeResponse(e)
+		buf, err = nr.Encode(nil)
+	} else {
+		buf, err = e.Encode(nil)
+	}
 	if err != nil {
-		return raw
+		// Encoding a message built here cannot fail; if it did, nothing
+		// of the original may pass.
+		return nil
 	}
 	return buf
 }
