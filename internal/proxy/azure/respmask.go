@@ -158,6 +158,21 @@ func (j *jsonMasker) value(d *json.Decoder, leaf, tree bool, depth int) error {
 	case string:
 		j.str(t, secret)
 	case json.Number:
+		// A card or account number sent as a JSON number is still one:
+		// scanned, and when masked it becomes the masked string; under a
+		// secret name ("password": 123456) it is masked whole.
+		if secret && !j.reveal {
+			j.str(t.String(), true)
+			break
+		}
+		if j.m != nil {
+			if ms, c := j.m.MaskString(t.String()); ms != t.String() {
+				j.counts.Add(c)
+				b, _ := json.Marshal(ms)
+				j.out.Write(b)
+				break
+			}
+		}
 		j.out.WriteString(t.String())
 	case bool:
 		if t {

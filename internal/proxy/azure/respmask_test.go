@@ -137,3 +137,17 @@ func TestCheckHeadAmbiguity(t *testing.T) {
 		}
 	}
 }
+
+// Numbers are values too: a card number sent as a number is masked, and a
+// number under a secret name is masked whole; keys are scanned.
+func TestMaskJSONNumbersAndKeys(t *testing.T) {
+	m := newMasker(t)
+	out, _, err := MaskJSON(m, []byte(`{"card":4111111111111111,"password":123456,"count":3,"ada@example.com":1}`), false, func(s string) (string, bool) { return s, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if strings.Contains(s, "4111111111111111") || strings.Contains(s, "123456") || strings.Contains(s, "ada@example.com") || !strings.Contains(s, `"count":3`) {
+		t.Fatalf("%s", s)
+	}
+}

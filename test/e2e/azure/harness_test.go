@@ -415,7 +415,7 @@ func (f *fake) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		case "/api/orders/bycustomer":
 			// Data keyed by customer, as a map serializes.
-			writeJSON(rw, 200, []byte(`{"ada@example.com":{"orders":3},"cards":{"4111 1111 1111 1111":"visa"}}`))
+			writeJSON(rw, 200, []byte(`{"ada@example.com":{"orders":3},"cards":{"4111 1111 1111 1111":"visa"},"card":4111111111111111}`))
 			return
 		case "/api/orders/echojson":
 			b, _ := json.Marshal(map[string]any{"headers": r.Header, "note": "key=" + r.Header.Get("X-Functions-Key")})
