@@ -52,7 +52,10 @@ type miClaims struct {
 	Iat      int64  `json:"iat"`
 	Nbf      int64  `json:"nbf"`
 	Exp      int64  `json:"exp"`
-	Token    string `json:"weir_token"`
+	// TokenID names the weir token the agent proved it holds at the
+	// endpoint; the token itself is not in here, so an access token that
+	// reaches a third party (a client going around the proxy) does not
+	// carry the agent's weir token with it.
 	TokenID  string `json:"weir_token_id"`
 	Resource string `json:"weir_resource_kind"`
 }
@@ -193,7 +196,7 @@ func (t *Tokens) issue(ctx context.Context, weirToken, resource, addr string) (s
 	sum := sha256.Sum256([]byte("weir-agent:" + claims.Agent))
 	oid := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
 	mc := miClaims{Weir: "mi", Aud: resource, Iss: "https://weir/", Sub: oid, Oid: oid, Tid: t.Cfg.Azure.TenantID, AppID: "weir-" + claims.Agent,
-		Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(), Token: weirToken, TokenID: claims.ID, Resource: kind}
+		Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(), TokenID: claims.ID, Resource: kind}
 	tok, err := t.sign(mc)
 	if err != nil {
 		if t.Log != nil {
@@ -245,8 +248,9 @@ func (t *Tokens) sign(c miClaims) (string, error) {
 var ErrNotMI = errors.New("not a weir managed-identity token")
 
 // Unwrap checks a managed-identity token's signature and lifetime and
-// returns the weir token it wraps and the target kind it was issued for.
-func (t *Tokens) Unwrap(tok string) (weirToken, kind string, err error) {
+// returns the id of the weir token it was issued for and the target kind.
+// The caller looks the token id up (live, not revoked) through the gateway.
+func (t *Tokens) Unwrap(tok string) (tokenID, kind string, err error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 || len(tok) > 16<<10 {
 		return "", "", ErrNotMI
@@ -278,5 +282,8 @@ func (t *Tokens) Unwrap(tok string) (weirToken, kind string, err error) {
 	if now < c.Nbf-60 {
 		return "", "", errors.New("weir: the access token is not valid yet")
 	}
-	return c.Token, c.Resource, nil
+	if c.TokenID == "" {
+		return "", "", errors.New("weir: the access token names no weir token")
+	}
+	return c.TokenID, c.Resource, nil
 }

@@ -92,9 +92,14 @@ func TestManagedIdentityEndpoint(t *testing.T) {
 			if status != 200 {
 				return
 			}
-			wt, kind, err := tk.Unwrap(out["access_token"])
-			if err != nil || wt != tc.secret || kind != tc.kind || out["token_type"] != "Bearer" || out["expires_on"] == "" {
-				t.Fatalf("unwrap: %v %q %v %v", err, kind, wt == tc.secret, out)
+			id, kind, err := tk.Unwrap(out["access_token"])
+			if err != nil || id != identity.TokenID(tc.secret) || kind != tc.kind || out["token_type"] != "Bearer" || out["expires_on"] == "" {
+				t.Fatalf("unwrap: %v %q %q %v", err, kind, id, out)
+			}
+			// The access token names the weir token but does not carry it:
+			// one that reaches a third party gives nothing for weir.
+			if strings.Contains(out["access_token"], tc.secret) || strings.Contains(decodedPayload(t, out["access_token"]), tc.secret) {
+				t.Fatal("the managed-identity token carries the weir token")
 			}
 			// Tampering with the payload breaks the signature.
 			parts := strings.Split(out["access_token"], ".")
@@ -116,4 +121,17 @@ func TestManagedIdentityEndpoint(t *testing.T) {
 	if _, _, err := tk.Unwrap(out["access_token"]); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("expired token: %v", err)
 	}
+}
+
+func decodedPayload(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	p, err := b64.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(p)
 }

@@ -490,10 +490,11 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		writeError(w, http.StatusUnauthorized, "AuthenticationFailed", "weir: send the agent's weir token (or a token from weir's managed-identity endpoint) as Authorization: Bearer", hdr, false)
 		return true
 	}
-	weirToken, tokKind, err := p.o.Tokens.Unwrap(bearer)
+	tokenID, tokKind, err := p.o.Tokens.Unwrap(bearer)
+	weirToken := ""
 	switch {
 	case errors.Is(err, ErrNotMI):
-		weirToken = bearer
+		weirToken, tokenID = bearer, ""
 	case err != nil:
 		p.refuseAudit(host, addr, err.Error())
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", err.Error(), nil, false)
@@ -504,7 +505,7 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationTokenAudience", msg, nil, false)
 		return true
 	}
-	sess, err := p.session(ctx, weirToken, rt, addr, req.UserAgent())
+	sess, err := p.session(ctx, weirToken, tokenID, rt, addr, req.UserAgent())
 	if err != nil {
 		var ae *gateway.AuthError
 		msg := "weir could not open a session"
@@ -609,11 +610,15 @@ func topLevelAPIVersion(body []byte) bool {
 	return false
 }
 
-// session returns the cached gateway session of token for the route's
-// target, authenticating a new one when needed.
-func (p *Proxy) session(ctx context.Context, token string, rt *route, addr, userAgent string) (*gateway.Session, error) {
-	sum := sha256.Sum256([]byte(token))
-	key := string(sum[:]) + rt.target.Name
+// session returns the cached gateway session for the route's target of a
+// weir token, or of the weir token id a managed-identity token was issued
+// for, authenticating a new one when needed.
+func (p *Proxy) session(ctx context.Context, token, tokenID string, rt *route, addr, userAgent string) (*gateway.Session, error) {
+	key := "id\x00" + tokenID + "\x00" + rt.target.Name
+	if tokenID == "" {
+		sum := sha256.Sum256([]byte(token))
+		key = string(sum[:]) + rt.target.Name
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cs, ok := p.sessions[key]; ok {
@@ -636,7 +641,7 @@ func (p *Proxy) session(ctx context.Context, token string, rt *route, addr, user
 		}
 		claimed = map[string]string{"user_agent": userAgent}
 	}
-	s, err := p.o.Gateway.Authenticate(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, Target: rt.target.Name, ClientAddr: addr, Claimed: claimed})
+	s, err := p.o.Gateway.Authenticate(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, TokenID: tokenID, Target: rt.target.Name, ClientAddr: addr, Claimed: claimed})
 	if err != nil {
 		return nil, err
 	}
