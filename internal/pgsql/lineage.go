@@ -141,6 +141,12 @@ type MaskPlan struct {
 	// selector of a masked column it derives from, or "" when it is
 	// clean. Nil when no output column is masked.
 	Columns []string
+	// Derived is parallel to Columns: set where the masked output is not
+	// the stored value itself but an expression over it (a function, an
+	// operator, a cast, CASE). The agent chooses what such a value holds
+	// (lpad(substr(ssn, 3, 1), 6, 'x')), so it must be rendered without
+	// any of its characters and without a stable hash (see the adapter).
+	Derived []bool
 	// Touches is set when the statement reads a masked column anywhere:
 	// the text of its errors is withheld (a failed cast prints the value).
 	Touches bool
@@ -244,7 +250,20 @@ type resolver struct {
 const maxLineageWork = 4096
 
 // srcs is the set of masked selectors a value derives from (nil: clean).
+// It may also hold derivedMark, never first.
 type srcs []string
+
+// derivedMark in a taint says an expression computed the value from the
+// masked sources rather than passing a stored value through.
+const derivedMark = "\x00derived"
+
+// derive marks a tainted value as computed.
+func derive(t srcs) srcs {
+	if len(t) == 0 || slices.Contains(t, derivedMark) {
+		return t
+	}
+	return append(slices.Clone(t), derivedMark)
+}
 
 func union(a srcs, b srcs) srcs {
 	for _, s := range b {
@@ -358,15 +377,22 @@ func (r *resolver) statement(n *pg_query.Node) (MaskPlan, error) {
 		return MaskPlan{}, err
 	}
 	p.Touches, p.Lookup, p.ConstDependent = r.touches, r.lookup, r.constDep
+	p.setColumns(out)
+	return p, nil
+}
+
+// setColumns fills Columns and Derived from the output columns.
+func (p *MaskPlan) setColumns(out []col) {
 	for i, c := range out {
 		if len(c.src) > 0 {
 			if p.Columns == nil {
 				p.Columns = make([]string, len(out))
+				p.Derived = make([]bool, len(out))
 			}
 			p.Columns[i] = c.src[0]
+			p.Derived[i] = slices.Contains(c.src, derivedMark)
 		}
 	}
-	return p, nil
 }
 
 // anyMasked refuses a statement of a kind the resolver does not follow if
@@ -1732,7 +1758,8 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 	case *pg_query.Node_AConst, *pg_query.Node_ParamRef, *pg_query.Node_SqlvalueFunction:
 		return nil, nil
 	case *pg_query.Node_FuncCall:
-		return r.funcCall(x.FuncCall, sc)
+		t, err := r.funcCall(x.FuncCall, sc)
+		return derive(t), err
 	case *pg_query.Node_SubLink:
 		sl := x.SubLink
 		sub := sl.Subselect.GetSelectStmt()
@@ -1781,7 +1808,7 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 				return nil, r.inference(rt[0], "a divisor (a division-by-zero error would reveal its value)")
 			}
 		}
-		return union(l, rt), nil
+		return derive(union(slices.Clone(l), rt)), nil
 	case *pg_query.Node_CaseExpr:
 		ce := x.CaseExpr
 		arg, err := r.expr(ce.Arg, sc)
@@ -1812,7 +1839,7 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 		if err != nil {
 			return nil, err
 		}
-		return union(union(t, def), arg), nil
+		return derive(union(union(t, def), arg)), nil
 	case *pg_query.Node_SelectStmt:
 		return nil, r.refuse("", "weir cannot follow a query in this place")
 	}
@@ -1858,7 +1885,7 @@ func (r *resolver) children(n *pg_query.Node, sc *scope) (srcs, error) {
 	// n holds one message (its oneof member): the expression, whose
 	// fields are visited.
 	visit(n.ProtoReflect())
-	return t, err
+	return derive(t), err
 }
 
 // operator refuses operators outside the built-in set: a user operator
@@ -2125,13 +2152,10 @@ func (r *resolver) copyStmt(s *pg_query.CopyStmt) (MaskPlan, error) {
 	}
 	p := MaskPlan{Copy: &CopyPlan{}, ConstDependent: true}
 	masked := ""
-	for i, c := range out {
+	p.setColumns(out)
+	for _, c := range out {
 		if len(c.src) > 0 {
 			r.touches = true
-			if p.Columns == nil {
-				p.Columns = make([]string, len(out))
-			}
-			p.Columns[i] = c.src[0]
 			if masked == "" {
 				masked = c.src[0]
 			}

@@ -553,3 +553,23 @@ func TestLineageSearchCycle(t *testing.T) {
 		}
 	}
 }
+
+// Derived marks masked outputs that an expression computed, through
+// subqueries, CTEs and views; stored values passed through are not.
+func TestLineageDerived(t *testing.T) {
+	cat := newTestCatalog()
+	for q, want := range map[string][]bool{
+		"SELECT email, lower(email), email::varchar(3), CASE WHEN true THEN phone END FROM customers":               {false, true, true, true},
+		"SELECT x, y FROM (SELECT email AS x, substr(phone, 1, 1) AS y FROM customers) s":                           {false, true},
+		"WITH c AS (SELECT email || '' AS e FROM customers) SELECT e, (SELECT email FROM customers LIMIT 1) FROM c": {true, false},
+		"SELECT * FROM contacts": {false, true},
+	} {
+		plans, err := PlanMasking(q, cat, testRules(t, false))
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if !slices.Equal(plans[0].Derived, want) {
+			t.Errorf("%s: derived %v, want %v", q, plans[0].Derived, want)
+		}
+	}
+}

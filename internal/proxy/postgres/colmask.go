@@ -411,7 +411,7 @@ func (c *clientConn) maskRow(m *mask.Masker, raw, body []byte, h *expect) ([]byt
 		at := len(out)
 		out = append(out, 0, 0, 0, 0)
 		var null bool
-		out, null = renderMasked(m, out, act, v, &c.masked)
+		out, null = renderMasked(m, out, act, v, derivedAt(h.plan, i, n), &c.masked)
 		if null {
 			out = out[:at]
 			out = binary.BigEndian.AppendUint32(out, uint32(0xffffffff))
@@ -433,7 +433,31 @@ func (c *clientConn) countColumn(key string) {
 
 // renderMasked appends the masked form of v for act; null reports that
 // the value must be sent as NULL instead.
-func renderMasked(m *mask.Masker, dst []byte, act colAction, v []byte, counts *mask.Counts) ([]byte, bool) {
+// redacted replaces a derived masked value: it keeps nothing of the value.
+const redacted = "[REDACTED]"
+
+// derivedAt reports whether position i of a result of n columns holds a
+// value computed from a masked column (pgsql.MaskPlan.Derived); a plan of
+// another width says nothing, so every position counts as derived.
+func derivedAt(plan *pgsql.MaskPlan, i, n int) bool {
+	return len(plan.Columns) != n || i >= len(plan.Derived) || plan.Derived[i]
+}
+
+// maskedText renders a masked value as text: the format's rendering of a
+// stored value, or redacted for a derived one. partial keeps characters
+// and hash is stable per value, and the agent chooses what a derived value
+// holds: lpad(substr(ssn, 3, 1), 6, 'x') came back as x****3 under
+// partial, and CASE WHEN false THEN ssn ELSE '3' END hashes a known guess.
+func maskedText(m *mask.Masker, dst, v []byte, derived bool) ([]byte, mask.Counts) {
+	if derived {
+		var cnt mask.Counts
+		cnt[mask.ColumnRule] = 1
+		return append(dst, redacted...), cnt
+	}
+	return m.AppendMaskedValue(dst, v)
+}
+
+func renderMasked(m *mask.Masker, dst []byte, act colAction, v []byte, derived bool, counts *mask.Counts) ([]byte, bool) {
 	var cnt mask.Counts
 	switch act {
 	case actNull:
@@ -441,7 +465,7 @@ func renderMasked(m *mask.Masker, dst []byte, act colAction, v []byte, counts *m
 		counts.Add(cnt)
 		return dst, true
 	case actText:
-		dst, cnt = m.AppendMaskedValue(dst, v)
+		dst, cnt = maskedText(m, dst, v, derived)
 	case actJSON, actJSONB:
 		if act == actJSONB {
 			dst = append(dst, 1)
@@ -450,15 +474,15 @@ func renderMasked(m *mask.Masker, dst []byte, act colAction, v []byte, counts *m
 			}
 		}
 		var mv []byte
-		mv, cnt = m.AppendMaskedValue(nil, v)
+		mv, cnt = maskedText(m, nil, v, derived)
 		dst = appendJSONString(dst, mv)
 	case actByteaText:
 		var mv []byte
-		mv, cnt = m.AppendMaskedValue(nil, v)
+		mv, cnt = maskedText(m, nil, v, derived)
 		dst = append(dst, `\x`...)
 		dst = hex.AppendEncode(dst, mv)
 	case actByteaBinary:
-		dst, cnt = m.AppendMaskedValue(dst, v)
+		dst, cnt = maskedText(m, dst, v, derived)
 	}
 	counts.Add(cnt)
 	return dst, false
@@ -535,7 +559,7 @@ func (c *clientConn) maskCopyRow(m *mask.Masker, body []byte, h *expect) []byte 
 		if !csv {
 			v = unescapeCopy(f)
 		}
-		mv, cnt := m.AppendMaskedValue(nil, v)
+		mv, cnt := maskedText(m, nil, v, derivedAt(h.plan, i, n))
 		c.masked.Add(cnt)
 		if csv {
 			out = appendCSVField(out, mv, true, nil, nil)

@@ -40,7 +40,7 @@ func decodeRow(t *testing.T, raw []byte) [][]byte {
 // keep their bytes (or detector masking).
 func TestMaskRowByType(t *testing.T) {
 	m := newPartial(t)
-	plan := &pgsql.MaskPlan{Columns: []string{"", "people.email", "people.ssn", "people.profile", "people.profile", "people.photo", "people.photo", "people.salary"}}
+	plan := &pgsql.MaskPlan{Columns: []string{"", "people.email", "people.ssn", "people.profile", "people.profile", "people.photo", "people.photo", "people.salary"}, Derived: make([]bool, 8)}
 	desc := rowDesc(t,
 		pgproto3.FieldDescription{Name: []byte("id"), DataTypeOID: 23, Format: 1},
 		pgproto3.FieldDescription{Name: []byte("email"), DataTypeOID: oidText, Format: 0},
@@ -114,7 +114,7 @@ func TestFormatNullAndHash(t *testing.T) {
 	}
 	mh, _ := mask.New(mask.Config{Format: mask.FormatHash, HashKey: bytes.Repeat([]byte{7}, 32)})
 	c := &clientConn{}
-	h := &expect{plan: &pgsql.MaskPlan{Columns: []string{"t.c"}}, acts: []colAction{actText}}
+	h := &expect{plan: &pgsql.MaskPlan{Columns: []string{"t.c"}, Derived: []bool{false}}, acts: []colAction{actText}}
 	row := func(v string) []byte { b, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte(v)}}).Encode(nil); return b }
 	// maskRow reuses its buffer: keep copies.
 	run := func(v string) []byte { out, _ := c.maskRow(mh, row(v), row(v)[5:], h); return bytes.Clone(out) }
@@ -139,11 +139,11 @@ func TestMaskCopyRow(t *testing.T) {
 		{true, []string{"", "t.e", ""}, "1,\"a,\"\"b\"\"c\",z\n", "1,\"a****c\",z\n"},
 		{true, []string{"t.e", ""}, ",\"\"\n", ",\"\"\n"},
 		{true, []string{"", "t.e"}, "2,secretvalue\r\n", "2,\"s****e\"\r\n"},
-		{false, []string{"t.e"}, "a\tb\n", "****\t****\n"}, // wider than the plan: all masked
+		{false, []string{"t.e"}, "a\tb\n", "[REDACTED]\t[REDACTED]\n"}, // wider than the plan: all masked, and redacted
 	}
 	for _, tc := range tests {
 		c := &clientConn{}
-		h := &expect{plan: &pgsql.MaskPlan{Columns: tc.cols, Copy: &pgsql.CopyPlan{CSV: tc.csv}}}
+		h := &expect{plan: &pgsql.MaskPlan{Columns: tc.cols, Derived: make([]bool, len(tc.cols)), Copy: &pgsql.CopyPlan{CSV: tc.csv}}}
 		out := c.maskCopyRow(m, []byte(tc.in), h)
 		if got := string(out[5:]); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
@@ -172,7 +172,7 @@ func FuzzCopyRow(f *testing.F) {
 	m := newPartial(f)
 	f.Fuzz(func(t *testing.T, row []byte, csv bool) {
 		c := &clientConn{}
-		h := &expect{plan: &pgsql.MaskPlan{Columns: []string{"", "t.c"}, Copy: &pgsql.CopyPlan{CSV: csv}}}
+		h := &expect{plan: &pgsql.MaskPlan{Columns: []string{"", "t.c"}, Derived: []bool{false, false}, Copy: &pgsql.CopyPlan{CSV: csv}}}
 		out := c.maskCopyRow(m, row, h)
 		if csv {
 			in, _ := splitCSV(bytes.TrimRight(row, "\r\n"))
@@ -186,7 +186,7 @@ func FuzzCopyRow(f *testing.F) {
 
 func BenchmarkMaskRowColumns(b *testing.B) {
 	m := newPartial(b)
-	plan := &pgsql.MaskPlan{Columns: []string{"", "", "people.email", ""}}
+	plan := &pgsql.MaskPlan{Columns: []string{"", "", "people.email", ""}, Derived: make([]bool, 4)}
 	c := &clientConn{}
 	h := &expect{plan: plan, acts: []colAction{actNone, actNone, actText, actNone}}
 	raw, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("12345"), []byte("2026-11-27 10:00:00+00"), []byte("alice@example.com"), []byte("Customer 42")}}).Encode(nil)
@@ -194,5 +194,26 @@ func BenchmarkMaskRowColumns(b *testing.B) {
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
 		c.maskRow(m, raw, raw[5:], h)
+	}
+}
+
+// A value computed from a masked column is redacted whatever the format:
+// partial would keep a character the agent chose, hash a value it chose.
+func TestDerivedRedacted(t *testing.T) {
+	m := newPartial(t)
+	c := &clientConn{}
+	h := &expect{plan: &pgsql.MaskPlan{Columns: []string{"t.c", "t.c"}, Derived: []bool{false, true}}, acts: []colAction{actText, actText}}
+	raw, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("xxxxx3"), []byte("xxxxx3")}}).Encode(nil)
+	out, err := c.maskRow(m, raw, raw[5:], h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := decodeRow(t, out)
+	if string(v[0]) != "x****3" || string(v[1]) != redacted {
+		t.Errorf("stored %q, derived %q", v[0], v[1])
+	}
+	cp := c.maskCopyRow(m, []byte("xxxxx3\txxxxx3\n"), &expect{plan: &pgsql.MaskPlan{Columns: []string{"t.c", "t.c"}, Derived: []bool{false, true}, Copy: &pgsql.CopyPlan{}}})
+	if got := string(cp[5:]); got != "x****3\t"+redacted+"\n" {
+		t.Errorf("copy: %q", got)
 	}
 }
