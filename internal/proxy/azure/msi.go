@@ -42,16 +42,16 @@ type Tokens struct {
 }
 
 type miClaims struct {
-	Weir     string `json:"weir"` // always "mi": tells the proxy how to read it
-	Aud      string `json:"aud"`
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Oid      string `json:"oid"`
-	Tid      string `json:"tid"`
-	AppID    string `json:"appid"`
-	Iat      int64  `json:"iat"`
-	Nbf      int64  `json:"nbf"`
-	Exp      int64  `json:"exp"`
+	Weir  string `json:"weir"` // always "mi": tells the proxy how to read it
+	Aud   string `json:"aud"`
+	Iss   string `json:"iss"`
+	Sub   string `json:"sub"`
+	Oid   string `json:"oid"`
+	Tid   string `json:"tid"`
+	AppID string `json:"appid"`
+	Iat   int64  `json:"iat"`
+	Nbf   int64  `json:"nbf"`
+	Exp   int64  `json:"exp"`
 	// TokenID names the weir token the agent proved it holds at the
 	// endpoint; the token itself is not in here, so an access token that
 	// reaches a third party (a client going around the proxy) does not
