@@ -61,6 +61,12 @@ func generate(certFile, keyFile string) error {
 	if host != "" && host != "localhost" {
 		tmpl.DNSNames = append(tmpl.DNSNames, host)
 	}
+	return WriteSelfSigned(certFile, keyFile, tmpl, key)
+}
+
+// WriteSelfSigned signs tmpl with key itself and writes the certificate
+// (0644) and the key (0600, written first) as PEM files.
+func WriteSelfSigned(certFile, keyFile string, tmpl *x509.Certificate, key *ecdsa.PrivateKey) error {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weir-gw/weir/internal/tlsutil"
 )
 
 // CA is weir's own certificate authority for the HTTPS proxy. Agents'
@@ -97,18 +99,7 @@ func generateCA(certFile, keyFile string) error {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return tlsutil.WriteSelfSigned(certFile, keyFile, tmpl, key)
 }
 
 // Leaf returns a certificate for host, signed by the CA, cached.
