@@ -27,6 +27,9 @@ import (
 // clauses, FILTER, LIMIT, CASE conditions, a divisor) lets a query infer
 // its values one bit at a time (corpus M04): that is refused, except
 // equality lookups (col = expr, col IN (…)) when the operator allows them.
+// A masked value may flow only into functions, operators and casts that
+// cannot fail on it: whether a statement failed is visible, so one that
+// may fail depending on the value is an error oracle (oracle.go).
 // A statement that would copy masked values somewhere unmasked (INSERT …
 // SELECT, UPDATE … SET, CREATE TABLE AS, SELECT INTO, COPY to a file,
 // views) is refused.
@@ -224,6 +227,9 @@ func PlanMasking(sql string, cat Catalog, rules *MaskRules) (plans []MaskPlan, e
 	for _, raw := range tree.GetStmts() {
 		r := &resolver{cat: cat, rules: rules, views: map[*Relation][][]string{}}
 		p, err := r.statement(raw.GetStmt())
+		if err == nil && r.oracleErr != nil {
+			err = r.oracleErr
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +249,8 @@ type resolver struct {
 	work    int                      // queries resolved, bounded by maxLineageWork
 	// constDep: a constant's value was read (see MaskPlan.ConstDependent).
 	constDep bool
+	// oracleErr: the first error oracle found (see oracle).
+	oracleErr error
 }
 
 // maxLineageWork bounds the queries resolved for one statement: recursive
@@ -1784,6 +1792,13 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 				return nil, err
 			}
 		}
+		if len(t) > 0 && (sl.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK || sl.SubLinkType == pg_query.SubLinkType_ALL_SUBLINK ||
+			sl.SubLinkType == pg_query.SubLinkType_ROWCOMPARE_SUBLINK) &&
+			!(r.rules.AllowEquality && sl.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK && (len(sl.OperName) == 0 || isEqName(sl.OperName))) {
+			// x < ANY (SELECT …) fetches rows until one matches: a row
+			// that fails is reached depending on the masked value.
+			r.oracle(t[0], "a comparison with a subquery's rows (rows are read only until one matches)")
+		}
 		return t, nil
 	case *pg_query.Node_AExpr:
 		ae := x.AExpr
@@ -1808,7 +1823,14 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 				return nil, r.inference(rt[0], "a divisor (a division-by-zero error would reveal its value)")
 			}
 		}
+		if err := r.checkAExpr(ae, l, rt); err != nil {
+			return nil, err
+		}
 		return derive(union(slices.Clone(l), rt)), nil
+	case *pg_query.Node_BoolExpr:
+		return r.lazy(x.BoolExpr.Args, sc, strings.TrimSuffix(x.BoolExpr.Boolop.String(), "_EXPR"))
+	case *pg_query.Node_CoalesceExpr:
+		return r.lazy(x.CoalesceExpr.Args, sc, "COALESCE")
 	case *pg_query.Node_CaseExpr:
 		ce := x.CaseExpr
 		arg, err := r.expr(ce.Arg, sc)
@@ -1843,7 +1865,35 @@ func (r *resolver) expr(n *pg_query.Node, sc *scope) (srcs, error) {
 	case *pg_query.Node_SelectStmt:
 		return nil, r.refuse("", "weir cannot follow a query in this place")
 	}
-	return r.children(n, sc)
+	t, err := r.children(n, sc)
+	if err == nil && len(t) > 0 {
+		err = r.checkNode(n, t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// lazy resolves the operands of AND, OR or COALESCE, which stop
+// evaluating once the result is known (see checkLazy).
+func (r *resolver) lazy(args []*pg_query.Node, sc *scope, what string) (srcs, error) {
+	var t srcs
+	taint := make([]srcs, len(args))
+	for i, a := range args {
+		s, err := r.expr(a, sc)
+		if err != nil {
+			return nil, err
+		}
+		taint[i] = s
+		t = union(t, s)
+	}
+	if len(t) > 0 {
+		if err := r.checkLazy(args, taint, what); err != nil {
+			return nil, err
+		}
+	}
+	return derive(t), nil
 }
 
 // children unions the taint of every node under an expression node of a
@@ -1916,11 +1966,13 @@ func (r *resolver) funcCall(fc *pg_query.FuncCall, sc *scope) (srcs, error) {
 		return nil, r.refuse("", "function %s is not one weir knows to read only its arguments; on a target with masked columns weir cannot tell whether it reads them (corpus M03); call built-in functions only", joinName(parts))
 	}
 	var t srcs
-	for _, a := range fc.Args {
+	taint := make([]srcs, len(fc.Args))
+	for i, a := range fc.Args {
 		s, err := r.expr(a, sc)
 		if err != nil {
 			return nil, err
 		}
+		taint[i] = s
 		t = union(t, s)
 	}
 	for _, o := range fc.AggOrder {
@@ -1957,6 +2009,11 @@ func (r *resolver) funcCall(fc *pg_query.FuncCall, sc *scope) (srcs, error) {
 		// leave through a side channel weir does not mask (a notification,
 		// a setting, a sequence, pg_locks) (corpus M06).
 		return nil, r.refuse(t[0], "masked column %s may not be passed to %s: its value would leave through a side channel weir does not mask", t[0], joinName(parts))
+	}
+	if len(t) > 0 {
+		if err := r.checkFunc(fc, base, taint, t[0]); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }

@@ -186,6 +186,15 @@ func TestLineage(t *testing.T) {
 		{sql: "SELECT mod(1, ascii(email) - 97) FROM customers", refuse: "divisor"},
 		{sql: "SELECT pg_catalog.div(1, ascii(email) - 97) FROM customers", refuse: "divisor"},
 		{sql: "SELECT mod(length(email), 3) FROM customers", masked: []int{0}},
+		// Error oracles (M05): only what cannot fail may receive a masked
+		// value; the other refusals name their rule first.
+		{sql: "SELECT sqrt(length(phone) - 52) FROM customers WHERE id = 1", refuse: "error oracle"},
+		{sql: "SELECT id FROM customers WHERE email::int = 5", eq: true, refuse: "error oracle"},
+		{sql: "SELECT email IN (SELECT full_name FROM customers) FROM customers", refuse: "error oracle"},
+		{sql: "SELECT email IN (SELECT full_name FROM customers) FROM customers", eq: true, masked: []int{0}},
+		{sql: "SELECT id FROM customers WHERE email = $1::text", eq: true},
+		{sql: "SELECT lower(email), md5(email), email || 'x', substr(email, 1, 4) FROM customers", masked: []int{0, 1, 2, 3}},
+		{sql: "SELECT sqrt(id), id + 1, full_name::int FROM customers"},
 		// What a prepared statement reads is not in the text.
 		{sql: "CREATE TABLE t AS EXECUTE pp", refuse: "EXECUTE"},
 		{sql: "EXPLAIN ANALYZE CREATE TABLE t AS EXECUTE pp(1)", refuse: "EXECUTE"},

@@ -442,7 +442,10 @@ func TestLineageNoticeOfMaskedStatement(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	for _, m := range modes {
-		if _, _, err := readAll(t, conn, "SELECT to_tsquery('simple', translate(substr(ssn, 6, 4), '01234', E' \\t\\n\\r\\f')) FROM people WHERE id = 2", m.opts); err != nil {
+		// to_tsquery over ssn itself is refused (it can fail on the value:
+		// an error oracle); a notice on a clean value in a statement that
+		// reads ssn is withheld all the same.
+		if _, _, err := readAll(t, conn, "SELECT ssn, to_tsquery('simple', substr(full_name, 1, 0) || ' ') FROM people WHERE id = 2", m.opts); err != nil {
 			t.Fatalf("[%s] %v", m.name, err)
 		}
 	}

@@ -109,7 +109,9 @@ func TestLineageMasksDerivedValues(t *testing.T) {
 		"SELECT lower(email), upper(email), email || '' FROM people",
 		"SELECT substr(email, 2), reverse(email), md5(email) FROM people",
 		"SELECT encode(convert_to(email,'UTF8'),'base64') FROM people",
-		"SELECT phone::varchar(60), ssn::bigint, length(ssn) FROM people",
+		// ssn::bigint is refused since it fails on a non-numeric value
+		// (an error oracle, lineage_oracle_test.go).
+		"SELECT phone::varchar(60), ssn::text, length(ssn) FROM people",
 		"SELECT CASE WHEN id > 3 THEN ssn ELSE 'x' END FROM people",
 		// M02
 		"SELECT to_json(u) FROM people u",
@@ -182,7 +184,9 @@ func TestLineageMaskedForms(t *testing.T) {
 			photo    []byte
 			jsonText string
 		)
-		q := "SELECT id, email, ssn, salary, created_at, ssn::bigint, profile, photo, to_json(p.*)::text FROM people p WHERE id = 3"
+		// length(ssn): a masked integer (ssn::bigint, which may fail on
+		// the value, is refused as an error oracle).
+		q := "SELECT id, email, ssn, salary, created_at, length(ssn), profile, photo, to_json(p.*)::text FROM people p WHERE id = 3"
 		args := append([]any{}, m.opts...)
 		if err := conn.QueryRow(context.Background(), q, args...).Scan(&id, &email, &ssn, &salary, &created, &nssn, &profile, &photo, &jsonText); err != nil {
 			t.Fatalf("[%s] %v", m.name, err)
@@ -263,7 +267,11 @@ func TestLineageInferenceRefused(t *testing.T) {
 func TestLineageErrorsAndSideChannels(t *testing.T) {
 	conn := connect(t, "shop")
 	for _, m := range modes {
-		_, _, err := readAll(t, conn, "SELECT email::int FROM people WHERE id = 1", m.opts)
+		// email::int would fail on the masked value itself: that is
+		// refused before the server (lineage_oracle_test.go). An error on
+		// a clean value in a statement that reads a masked column still
+		// comes back with its SQLSTATE and without its text.
+		_, _, err := readAll(t, conn, "SELECT email, full_name::int FROM people WHERE id = 1", m.opts)
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || pe.Code != "22P02" {
 			t.Fatalf("[%s] cast error: %v", m.name, err)
