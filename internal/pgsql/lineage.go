@@ -137,6 +137,14 @@ type Catalog interface {
 	Lookup(schema, name string) []*Relation
 }
 
+// ServerEncoder is implemented by a Catalog that knows the server's
+// encoding (server_encoding). Some functions are total only in UTF-8
+// (ascii, convert_to(x, 'UTF8')): without it they are refused on masked
+// values as error oracles.
+type ServerEncoder interface {
+	ServerEncoding() string
+}
+
 // MaskPlan is the masking plan of one statement.
 type MaskPlan struct {
 	// Columns has one entry per output column of the statement's rows
@@ -224,8 +232,10 @@ func PlanMasking(sql string, cat Catalog, rules *MaskRules) (plans []MaskPlan, e
 			plans, err = nil, &ClassifyError{Reason: fmt.Sprintf("internal error in lineage: %v", r)}
 		}
 	}()
+	se, ok := cat.(ServerEncoder)
+	utf8 := ok && se.ServerEncoding() == "UTF8"
 	for _, raw := range tree.GetStmts() {
-		r := &resolver{cat: cat, rules: rules, views: map[*Relation][][]string{}}
+		r := &resolver{cat: cat, rules: rules, views: map[*Relation][][]string{}, utf8: utf8}
 		p, err := r.statement(raw.GetStmt())
 		if err == nil && r.oracleErr != nil {
 			err = r.oracleErr
@@ -251,6 +261,8 @@ type resolver struct {
 	constDep bool
 	// oracleErr: the first error oracle found (see oracle).
 	oracleErr error
+	// utf8: the server encoding is known to be UTF-8 (ServerEncoder).
+	utf8 bool
 }
 
 // maxLineageWork bounds the queries resolved for one statement: recursive

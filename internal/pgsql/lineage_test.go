@@ -17,6 +17,13 @@ import (
 // pg_class/pg_attribute/pg_get_viewdef.
 type testCatalog map[string][]*Relation // by relation name
 
+// The e2e server's encoding; noEncoding hides it.
+func (c testCatalog) ServerEncoding() string { return "UTF8" }
+
+type noEncoding struct{ testCatalog }
+
+func (noEncoding) ServerEncoding() string { return "" }
+
 func (c testCatalog) Lookup(schema, name string) []*Relation {
 	var out []*Relation
 	for _, r := range c[name] {
@@ -415,6 +422,27 @@ func TestLineageConstDependent(t *testing.T) {
 			t.Errorf("%s: %v %+v", q, err, p)
 		}
 	}
+	// The error-oracle rules read constants too: these pairs share a
+	// shape, and only the first of each is admitted.
+	for _, pair := range [][2]string{
+		{"SELECT lpad(email, 5) FROM customers", "SELECT lpad(email, 100000000) FROM customers"},
+		{"SELECT split_part(email, '@', 1) FROM customers", "SELECT split_part(email, '@', 0) FROM customers"},
+		{"SELECT email LIKE 'a%' FROM customers", "SELECT email LIKE 'a\\' FROM customers"},
+		{"SELECT encode(convert_to(email, 'UTF8'), 'hex') FROM customers", "SELECT encode(convert_to(email, 'UTF8'), 'nope') FROM customers"},
+	} {
+		k1, _ := ShapeKey(pair[0])
+		k2, _ := ShapeKey(pair[1])
+		if k1 != k2 {
+			t.Errorf("%q and %q: shapes differ; pick a pair that shares one", pair[0], pair[1])
+		}
+		p, err := PlanMasking(pair[0], cat, rules)
+		if err != nil || !p[0].ConstDependent {
+			t.Errorf("%s: %v %+v", pair[0], err, p)
+		}
+		if _, err := PlanMasking(pair[1], cat, rules); err == nil {
+			t.Errorf("%s: allowed", pair[1])
+		}
+	}
 	p, err = PlanMasking("SELECT email FROM customers WHERE id = 42 LIMIT 10", cat, rules)
 	if err != nil || p[0].ConstDependent {
 		t.Errorf("a plan reading no constant is const-dependent: %v %+v", err, p)
@@ -579,6 +607,25 @@ func TestLineageDerived(t *testing.T) {
 		}
 		if !slices.Equal(plans[0].Derived, want) {
 			t.Errorf("%s: derived %v, want %v", q, plans[0].Derived, want)
+		}
+	}
+}
+
+// ascii and convert_to(x, 'UTF8') are total only in a UTF-8 database: in
+// another encoding (or one weir was not told) they are error oracles.
+func TestLineageOracleEncoding(t *testing.T) {
+	rules := testRules(t, false)
+	for _, q := range []string{
+		"SELECT ascii(email) FROM customers",
+		"SELECT encode(convert_to(email, 'UTF8'), 'base64') FROM customers",
+	} {
+		if p, err := PlanMasking(q, newTestCatalog(), rules); err != nil || p[0].Columns == nil {
+			t.Errorf("%s in UTF8: %v %+v", q, err, p)
+		}
+		_, err := PlanMasking(q, noEncoding{newTestCatalog()}, rules)
+		var le *LineageError
+		if !errors.As(err, &le) || !strings.Contains(le.Reason, "error oracle") || !strings.Contains(le.Reason, "UTF-8") {
+			t.Errorf("%s, encoding unknown: want an error-oracle refusal, got %v", q, err)
 		}
 	}
 }

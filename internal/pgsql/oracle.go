@@ -52,13 +52,17 @@ func (r *resolver) oracleError(column, what string) error {
 	return &LineageError{Column: column, Reason: fmt.Sprintf("masked column %s may not be passed to %s: it could fail depending on the masked value, which would reveal it (an error oracle); use the column itself or a transform that cannot fail (lower, upper, md5, length, ||, concat, substr/left/right/lpad with constant lengths, replace with constants, a cast to text, row_to_json, count/min/max/array_agg/string_agg…) and compute the rest on the client", column, what)}
 }
 
-// totalFuncs cannot fail for any value of any argument (in a UTF-8 or
-// single-byte server encoding: ascii is left out because it fails on a
-// non-ASCII first character in the other multi-byte encodings).
+// utf8Funcs are total only when the server encoding is UTF-8: ascii
+// fails on a non-ASCII first character in the other multi-byte
+// encodings, and convert_to(x, 'UTF8') on a character a single-byte
+// encoding leaves undefined (WIN1252 0x81) or bytes SQL_ASCII holds that
+// are not UTF-8.
+var utf8Funcs = map[string]bool{"ascii": true, "convert_to": true}
+
+// totalFuncs cannot fail for any value of any argument.
 // Aggregates here are total too: their transition functions never fail.
 var totalFuncs = map[string]bool{
 	"lower": true, "upper": true, "initcap": true,
-	"length": true, "char_length": true, "character_length": true, "octet_length": true, "bit_length": true,
 	"md5": true, "sha224": true, "sha256": true, "sha384": true, "sha512": true,
 	"reverse": true, "concat": true, "concat_ws": true,
 	"btrim": true, "ltrim": true, "rtrim": true,
@@ -111,13 +115,20 @@ var condFuncs = map[string]func(args []*pg_query.Node, taint []srcs) string{
 	// numeric); a masked divisor is refused before this (see funcCall).
 	"mod": divRule,
 	"div": divRule,
+	// length(b, encoding) fails on bytes invalid in the encoding.
+	"length":           oneArg,
+	"char_length":      oneArg,
+	"character_length": oneArg,
+	"octet_length":     oneArg,
+	"bit_length":       oneArg,
 	// split_part(s, d, 0) fails.
 	"split_part": func(a []*pg_query.Node, _ []srcs) string {
 		if len(a) != 3 {
 			return "split_part with other than three arguments"
 		}
-		if n, ok := intConst(a[2]); !ok || n == 0 {
-			return "split_part with a field number other than a non-zero integer constant"
+		// A negative field fails before PostgreSQL 14.
+		if n, ok := intConst(a[2]); !ok || n <= 0 {
+			return "split_part with a field number other than a positive integer constant"
 		}
 		return ""
 	},
@@ -172,6 +183,13 @@ var condFuncs = map[string]func(args []*pg_query.Node, taint []srcs) string{
 		}
 		return "jsonb_object_agg with a masked key (a NULL key fails)"
 	},
+}
+
+func oneArg(a []*pg_query.Node, _ []srcs) string {
+	if len(a) != 1 {
+		return "length with an encoding (it fails on bytes invalid in it)"
+	}
+	return ""
 }
 
 func divRule(a []*pg_query.Node, t []srcs) string {
@@ -402,6 +420,7 @@ func (r *resolver) checkAExpr(ae *pg_query.A_Expr, l, rt srcs) error {
 		if len(rt) > 0 {
 			return r.oracle(rt[0], "a LIKE pattern")
 		}
+		r.constDep = true // '1%' and '1\' share a shape
 		if p, ok := strConst(ae.Rexpr); !ok || !validLikePattern(p) {
 			return r.oracle(m[0], "LIKE with a pattern other than a valid string constant")
 		}
@@ -435,7 +454,18 @@ func (r *resolver) checkFunc(fc *pg_query.FuncCall, base string, taint []srcs, m
 	if totalFuncs[base] {
 		return nil
 	}
+	if utf8Funcs[base] {
+		if !r.utf8 {
+			return r.oracle(m, "the function "+base+" in a database weir does not know to be UTF-8 (in another encoding it fails on some characters)")
+		}
+		if base == "ascii" {
+			return nil
+		}
+	}
 	if rule, ok := condFuncs[base]; ok {
+		// The rule reads constants: substr(ssn, 1, 3) and
+		// substr(ssn, 1, -1) share a shape but not a verdict.
+		r.constDep = true
 		if named || fc.FuncVariadic {
 			return r.oracle(m, "the function "+base+" with named or VARIADIC arguments")
 		}

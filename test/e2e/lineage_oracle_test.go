@@ -39,6 +39,12 @@ func TestLineageErrorOracleRefused(t *testing.T) {
 	}
 
 	conn := connect(t, "shop")
+	// Admitted first: weir reuses a plan for texts of the same shape
+	// (other constants) unless admitting it read a constant, and
+	// '1234\' below has the shape of '1%'.
+	if _, err := conn.Exec(ctx, "SELECT ssn LIKE '1%' FROM people WHERE id = 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatalf("LIKE with a valid pattern: %v", err)
+	}
 	queries := []struct{ sql, column string }{
 		{oracle + "2", "people.ssn"},
 		{oracle + "7", "people.ssn"},
@@ -111,6 +117,9 @@ func TestLineageTotalTransformsMasked(t *testing.T) {
 		"SELECT length(ssn)::text FROM people WHERE id = 1",
 		"SELECT profile->>'nick' FROM people WHERE id = 1",
 		"SELECT string_agg(ssn, ',') FROM people WHERE id < 3",
+		// Total in a UTF-8 database (weir reads server_encoding).
+		"SELECT ascii(substr(ssn, 9, 1))::text FROM people WHERE id = 2",
+		"SELECT encode(convert_to(ssn, 'UTF8'), 'base64') FROM people WHERE id = 1",
 	}
 	for _, q := range queries {
 		var clear string

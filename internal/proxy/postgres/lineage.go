@@ -49,6 +49,7 @@ type targetCatalog struct {
 	loaded   time.Time
 	gen      int
 	rels     map[string][]*pgsql.Relation // by relation name
+	encoding string                       // server_encoding of weir's catalog connection
 	anyMask  bool
 	err      error
 	plans    map[string]planEntry
@@ -63,10 +64,17 @@ type planEntry struct {
 }
 
 // Lookup implements pgsql.Catalog over one loaded generation.
-type catalogSnapshot map[string][]*pgsql.Relation
+type catalogSnapshot struct {
+	rels     map[string][]*pgsql.Relation
+	encoding string
+}
+
+// ServerEncoding implements pgsql.ServerEncoder: whether ascii and
+// convert_to(x, 'UTF8') may take masked values (they cannot fail in UTF-8).
+func (s catalogSnapshot) ServerEncoding() string { return s.encoding }
 
 func (s catalogSnapshot) Lookup(schema, name string) []*pgsql.Relation {
-	rels := s[name]
+	rels := s.rels[name]
 	if schema == "" {
 		return rels
 	}
@@ -100,22 +108,25 @@ WHERE c.relkind IN ('r','p','v','m','f')
 ORDER BY c.oid, a.attnum`
 
 // load reads the catalog over a connection of weir's own.
-func (tc *targetCatalog) load(ctx context.Context) (map[string][]*pgsql.Relation, bool, error) {
+func (tc *targetCatalog) load(ctx context.Context) (map[string][]*pgsql.Relation, string, bool, error) {
 	cfg := tc.t.base.Copy()
 	pw, err := tc.t.cred.Password(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	cfg.Password = pw
 	cfg.RuntimeParams = map[string]string{"application_name": "weir/catalog"}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	defer pc.Close(context.Background())
+	// The database's encoding, not the client's: every session of the
+	// target reads the same stored text.
+	enc := pc.ParameterStatus("server_encoding")
 	res := pc.ExecParams(ctx, catalogQuery, nil, nil, nil, nil).Read()
 	if res.Err != nil {
-		return nil, false, res.Err
+		return nil, "", false, res.Err
 	}
 	rels := map[string][]*pgsql.Relation{}
 	var cur *pgsql.Relation
@@ -135,14 +146,14 @@ func (tc *targetCatalog) load(ctx context.Context) (map[string][]*pgsql.Relation
 		}
 		if row[5] != nil && cur.Ancestors == nil {
 			if err := json.Unmarshal(row[5], &cur.Ancestors); err != nil {
-				return nil, false, fmt.Errorf("reading the ancestors of %s.%s: %w", schema, name, err)
+				return nil, "", false, fmt.Errorf("reading the ancestors of %s.%s: %w", schema, name, err)
 			}
 		}
 		if cur.Kind != 's' && tc.lin.rules.MatchRelation(cur, att) != "" {
 			anyMask = true
 		}
 	}
-	return rels, anyMask, nil
+	return rels, enc, anyMask, nil
 }
 
 // refresh loads the catalog unless another caller is loading it, in
@@ -166,13 +177,13 @@ func (tc *targetCatalog) refresh(ctx context.Context) error {
 	tc.mu.Unlock()
 
 	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	rels, anyMask, err := tc.load(lctx)
+	rels, enc, anyMask, err := tc.load(lctx)
 	cancel()
 
 	tc.mu.Lock()
 	tc.err = err
 	if err == nil {
-		tc.rels, tc.anyMask, tc.loaded = rels, anyMask, time.Now()
+		tc.rels, tc.encoding, tc.anyMask, tc.loaded = rels, enc, anyMask, time.Now()
 		tc.gen++
 		tc.plans = map[string]planEntry{}
 		tc.shapes = map[string]planEntry{}
@@ -204,7 +215,7 @@ func (tc *targetCatalog) planFor(ctx context.Context, text string) ([]pgsql.Mask
 			tc.mu.Unlock()
 			return nil, nil
 		}
-		gen, snap := tc.gen, catalogSnapshot(tc.rels)
+		gen, snap := tc.gen, catalogSnapshot{rels: tc.rels, encoding: tc.encoding}
 		if e, ok := tc.plans[text]; ok && e.gen == gen {
 			tc.mu.Unlock()
 			return e.plans, e.err
