@@ -2124,24 +2124,9 @@ func (r *resolver) returning(list []*pg_query.Node, sc *scope) ([]col, error) {
 }
 
 func (r *resolver) update(s *pg_query.UpdateStmt) ([]col, error) {
-	ws, err := r.with(s.WithClause, nil)
+	sc, err := r.dmlScope(s.WithClause, s.Relation, s.FromClause)
 	if err != nil {
 		return nil, err
-	}
-	sc := &scope{parent: ws}
-	t, err := r.target(s.Relation)
-	if err != nil {
-		return nil, err
-	}
-	r.writes(t)
-	sc.named = append(sc.named, t)
-	sc.from = append(sc.from, t)
-	for _, f := range s.FromClause {
-		it, err := r.fromItem(f, sc)
-		if err != nil {
-			return nil, err
-		}
-		sc.from = append(sc.from, it)
 	}
 	if err := r.assignments(s.TargetList, sc, s.Relation.GetRelname()); err != nil {
 		return nil, err
@@ -2153,29 +2138,39 @@ func (r *resolver) update(s *pg_query.UpdateStmt) ([]col, error) {
 }
 
 func (r *resolver) delete(s *pg_query.DeleteStmt) ([]col, error) {
-	ws, err := r.with(s.WithClause, nil)
+	sc, err := r.dmlScope(s.WithClause, s.Relation, s.UsingClause)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.predicate(s.WhereClause, sc, "WHERE"); err != nil {
+		return nil, err
+	}
+	return r.returning(s.ReturningList, sc)
+}
+
+// dmlScope is the scope of an UPDATE or DELETE: its WITH, the written
+// relation (recorded as written) and the FROM/USING items after it.
+func (r *resolver) dmlScope(with *pg_query.WithClause, rel *pg_query.RangeVar, from []*pg_query.Node) (*scope, error) {
+	ws, err := r.with(with, nil)
 	if err != nil {
 		return nil, err
 	}
 	sc := &scope{parent: ws}
-	t, err := r.target(s.Relation)
+	t, err := r.target(rel)
 	if err != nil {
 		return nil, err
 	}
 	r.writes(t)
 	sc.named = append(sc.named, t)
 	sc.from = append(sc.from, t)
-	for _, f := range s.UsingClause {
+	for _, f := range from {
 		it, err := r.fromItem(f, sc)
 		if err != nil {
 			return nil, err
 		}
 		sc.from = append(sc.from, it)
 	}
-	if err := r.predicate(s.WhereClause, sc, "WHERE"); err != nil {
-		return nil, err
-	}
-	return r.returning(s.ReturningList, sc)
+	return sc, nil
 }
 
 // copyStmt plans COPY … TO STDOUT; COPY of masked values to a file or a
