@@ -42,7 +42,7 @@ const (
 	defaultReadBytes = 64 << 10
 	maxReadBytes     = 256 << 10
 	// sniffBytes of a blob decide whether it is text.
-	sniffBytes = 8 << 10
+	sniffBytes = mask.SniffBytes
 
 	maxWriteBytes = 4 << 20
 	maxErrorBytes = 64 << 10
@@ -440,27 +440,16 @@ func (s *Server) blobRead(ctx context.Context, a *AgentSession, in blobReadIn) (
 		a.noteFailure("blob_read", note, f)
 		return blobFail(f)
 	}
-	if enc != "" || !looksText(head) {
+	if enc != "" || !mask.LooksText(head) {
 		out.Binary = true
 		out.Description = describeBinary(out, head, enc, resp.Header.Get("Content-MD5"))
 		a.Note("blob_read", map[string]any{"target": in.Target, "container": out.Container, "blob": in.Blob, "outcome": "ok", "binary": true})
 		return textResult(out.Description), out
 	}
-	// A second masking pass with weir's own masker: the front end masks
-	// what its Content-Type says is text, and a text blob stored as
-	// application/octet-stream reaches here unmasked. Masking masked text
-	// again changes nothing.
+	// The Blob front end masked the text (it sniffs bodies whatever their
+	// stored Content-Type says); this only windows it.
 	win := &window{skip: in.Offset, max: limit}
-	var sink io.Writer = win
-	var st *mask.Stream
-	if m := s.opts.Gateway.Masker(); m != nil {
-		st = m.NewStream(win)
-		sink = st
-	}
-	_, err = io.Copy(sink, br)
-	if err == nil && st != nil {
-		err = st.Close()
-	}
+	_, err = io.Copy(win, br)
 	switch {
 	case errors.Is(err, errWindowFull):
 		out.Truncated = true
@@ -478,9 +467,6 @@ func (s *Server) blobRead(ctx context.Context, a *AgentSession, in blobReadIn) (
 	// The stored size is not the masked text's; offsets are in the latter.
 	out.Text, out.Bytes, out.Size = string(text), len(text), nil
 	data := map[string]any{"target": in.Target, "container": out.Container, "blob": in.Blob, "outcome": "ok", "bytes": out.Bytes, "truncated": out.Truncated}
-	if st != nil && !st.Counts().IsZero() {
-		data["masked_by_tool"] = st.Counts().Map()
-	}
 	a.Note("blob_read", data)
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: renderRead(out, win.seen)}}}, out
 }
@@ -507,28 +493,6 @@ func decoded(resp *http.Response) (io.Reader, string, error) {
 	default:
 		return resp.Body, enc, nil
 	}
-}
-
-// looksText reports whether the first bytes of a blob are UTF-8 text: no
-// NUL, few control characters, valid UTF-8 (a rune cut by the sniff
-// window is fine).
-func looksText(b []byte) bool {
-	for i := 0; i < 3 && len(b) > 0 && !utf8.Valid(b); i++ {
-		b = b[:len(b)-1]
-	}
-	if !utf8.Valid(b) {
-		return false
-	}
-	ctl := 0
-	for _, c := range b {
-		switch {
-		case c == 0:
-			return false
-		case c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f':
-			ctl++
-		}
-	}
-	return ctl*100 <= len(b)
 }
 
 func describeBinary(r *BlobReadResult, head []byte, enc, md5 string) string {

@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/weir-gw/weir/internal/gateway"
+	"github.com/weir-gw/weir/internal/mask"
 )
 
 // hopHeaders never cross weir.
@@ -81,10 +83,15 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 	}
 	bodyless := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	text := m != nil && textLike(resp.Header.Get("Content-Type"))
-	if text {
-		// A hash of the unmasked bytes (on GET and HEAD alike) is an
-		// oracle: with the masked text it finds a low-entropy value by
-		// trying candidates.
+	if m != nil && !text && !bodyless {
+		// The stored Content-Type is the uploader's word: a CSV stored as
+		// application/octet-stream is text all the same.
+		resp.Body, text = sniffText(resp.Body, resp.Header.Get("Content-Encoding"))
+	}
+	if text || (m != nil && bodyless) {
+		// A hash of the unmasked bytes (on GET and HEAD alike; a HEAD
+		// cannot be sniffed) is an oracle: with the masked text it finds a
+		// low-entropy value by trying candidates.
 		for _, k := range hashHeaders {
 			out.Del(k)
 		}
@@ -187,6 +194,43 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 		return res, true
 	}
 	return res, false
+}
+
+// sniffText reads the first bytes of a body whose Content-Type says it is
+// not text (decoding a gzip or deflate prefix) and reports whether they
+// are text after all; the returned body still yields every byte. Bodies in
+// other encodings stay binary, as before.
+func sniffText(body io.ReadCloser, encoding string) (io.ReadCloser, bool) {
+	enc := strings.ToLower(strings.TrimSpace(encoding))
+	size := mask.SniffBytes
+	if enc != "" && enc != "identity" {
+		size = 64 << 10 // compressed bytes enough for SniffBytes of text
+	}
+	br := bufio.NewReaderSize(body, size)
+	head, _ := br.Peek(size)
+	rc := struct {
+		io.Reader
+		io.Closer
+	}{br, body}
+	switch enc {
+	case "", "identity":
+		return rc, mask.LooksText(head)
+	case "gzip", "x-gzip", "deflate":
+		var zr io.Reader
+		var err error
+		if enc == "deflate" {
+			zr, err = zlib.NewReader(bytes.NewReader(head))
+		} else {
+			zr, err = gzip.NewReader(bytes.NewReader(head))
+		}
+		if err != nil {
+			return rc, false
+		}
+		plain := make([]byte, mask.SniffBytes)
+		n, _ := io.ReadFull(zr, plain)
+		return rc, n > 0 && mask.LooksText(plain[:n])
+	}
+	return rc, false
 }
 
 func summary(status int, n int64, masked bool) ([]string, [][]*string) {
