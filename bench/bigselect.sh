@@ -31,23 +31,9 @@ WEIR_PORT=${WEIR_PORT:-56444}
 DETECTORS=${DETECTORS:-all}
 CMDLINE="SIZE_MB=$SIZE_MB${PGBENCH:+ PGBENCH=$PGBENCH} DETECTORS=$DETECTORS bench/bigselect.sh"
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-	export PATH=$PATH:/usr/local/go/bin
-fi
-say() { echo "bigselect: $*" >&2; }
-die() {
-	echo "bigselect: ERROR: $*" >&2
-	exit 1
-}
-is_root() { [[ $(id -u) -eq 0 ]]; }
-as_pg() {
-	if is_root; then
-		(cd / && runuser -u postgres -- "$@")
-	else
-		"$@"
-	fi
-}
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+NAME=bigselect
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [[ -n $BIN && -x $BIN/initdb ]] || die "PostgreSQL server binaries not found (scripts/deps.sh)"

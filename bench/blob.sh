@@ -26,10 +26,9 @@ CLIENTS=${CLIENTS:-go az}
 AZ_PORT=${AZ_PORT:-56510}
 WEIR_PORT=${WEIR_PORT:-56511}
 CMDLINE="SIZE_MB=$SIZE_MB ROUNDS=$ROUNDS CLIENTS=\"$CLIENTS\" bench/blob.sh"
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-	export PATH=$PATH:/usr/local/go/bin
-fi
-say() { echo "bench: $*" >&2; }
+NAME=bench
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 WORK=$(mktemp -d /tmp/weir-blob-bench.XXXXXX)
 PIDS=()

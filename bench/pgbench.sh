@@ -31,24 +31,9 @@ PGB_PORT=${PGB_PORT:-56433}
 WEIR_PORT=${WEIR_PORT:-56434}
 CMDLINE="DURATION=$DURATION SCALE=$SCALE bench/pgbench.sh${*:+ $*}"
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-	export PATH=$PATH:/usr/local/go/bin
-fi
-
-say() { echo "bench: $*" >&2; }
-die() {
-	echo "bench: ERROR: $*" >&2
-	exit 1
-}
-is_root() { [[ $(id -u) -eq 0 ]]; }
-as_pg() {
-	if is_root; then
-		(cd / && runuser -u postgres -- "$@")
-	else
-		"$@"
-	fi
-}
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+NAME=bench
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 if [[ ${SKIP_DEPS:-} != 1 ]]; then
 	scripts/deps.sh >&2

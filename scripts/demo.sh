@@ -45,26 +45,9 @@ AZ_ACCOUNT=devstoreaccount1
 AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 AZ_CS="DefaultEndpointsProtocol=http;AccountName=$AZ_ACCOUNT;AccountKey=$AZ_KEY;BlobEndpoint=http://127.0.0.1:$AZURITE_PORT/$AZ_ACCOUNT;"
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-	export PATH=$PATH:/usr/local/go/bin
-fi
-
-say() { echo "demo: $*"; }
-die() {
-	echo "demo: ERROR: $*" >&2
-	exit 1
-}
-
-is_root() { [[ $(id -u) -eq 0 ]]; }
-
-# Runs a command as the user that owns the cluster.
-as_pg() {
-	if is_root; then
-		(cd / && runuser -u postgres -- "$@")
-	else
-		"$@"
-	fi
-}
+NAME=demo SAY_FD=1
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 pg_bindir() {
 	local d
@@ -77,8 +60,6 @@ pg_bindir() {
 		die "PostgreSQL server binaries not found (scripts/deps.sh should have installed them)"
 	fi
 }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 socket_dir() {
 	# unix socket paths are limited to ~107 bytes
