@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -79,11 +78,6 @@ type route struct {
 	hosts    map[string]bool
 }
 
-type cachedSession struct {
-	s    *gateway.Session
-	last time.Time
-}
-
 // Proxy is the HTTPS proxy.
 type Proxy struct {
 	o      Options
@@ -95,13 +89,14 @@ type Proxy struct {
 	tokMu  sync.Mutex
 	tokens map[string]*upstream.EntraToken // by scope
 
-	mu       sync.Mutex
-	sessions map[string]*cachedSession // by sha256(token)+target
-	lns      []net.Listener
-	conns    map[net.Conn]struct{}
-	closed   bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// pool holds one gateway session per token (or token id) and target.
+	pool *gateway.SessionPool
+
+	mu     sync.Mutex
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New builds the proxy for the config's azure-arm, azure-keyvault and
@@ -115,7 +110,7 @@ func New(o Options) (*Proxy, error) {
 		o.SessionIdle = 5 * time.Minute
 	}
 	p := &Proxy{o: o, cfg: cfg, routes: map[string]*route{}, max: cfg.Azure.MaxBodyBytes, tokens: map[string]*upstream.EntraToken{},
-		sessions: map[string]*cachedSession{}, conns: map[net.Conn]struct{}{}, stop: make(chan struct{})}
+		pool: o.Gateway.NewSessionPool(o.SessionIdle, nil), conns: map[net.Conn]struct{}{}}
 	p.client = &http.Client{Transport: o.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for i := range cfg.Targets {
 		t := &cfg.Targets[i]
@@ -145,12 +140,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		return net.ErrClosed
 	}
 	p.lns = append(p.lns, ln)
-	first := len(p.lns) == 1
 	p.mu.Unlock()
-	if first {
-		p.wg.Add(1)
-		go p.janitor()
-	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -192,55 +182,15 @@ func (p *Proxy) Close() {
 		return
 	}
 	p.closed = true
-	close(p.stop)
 	for _, ln := range p.lns {
 		ln.Close()
 	}
 	for c := range p.conns {
 		c.Close()
 	}
-	sessions := p.sessions
-	p.sessions = map[string]*cachedSession{}
 	p.mu.Unlock()
 	p.wg.Wait()
-	for _, cs := range sessions {
-		cs.s.End("weir is shutting down")
-	}
-}
-
-// janitor ends sessions that are idle or that the gateway ended (token
-// revoked or expired).
-func (p *Proxy) janitor() {
-	defer p.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		var ends []*cachedSession
-		p.mu.Lock()
-		for k, cs := range p.sessions {
-			select {
-			case <-cs.s.Done():
-				ends = append(ends, cs)
-				delete(p.sessions, k)
-				continue
-			default:
-			}
-			if now.Sub(cs.last) > p.o.SessionIdle {
-				ends = append(ends, cs)
-				delete(p.sessions, k)
-			}
-		}
-		p.mu.Unlock()
-		for _, cs := range ends {
-			cs.s.End("idle")
-		}
-	}
+	p.pool.Close()
 }
 
 func (p *Proxy) refuseAudit(host, addr, reason string) {
@@ -505,7 +455,7 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationTokenAudience", msg, nil, false)
 		return true
 	}
-	sess, err := p.session(ctx, weirToken, tokenID, rt, addr, req.UserAgent())
+	sess, release, err := p.session(ctx, weirToken, tokenID, rt, addr, req.UserAgent())
 	if err != nil {
 		var ae *gateway.AuthError
 		msg := "weir could not open a session"
@@ -515,6 +465,7 @@ func (p *Proxy) serveRequest(w io.Writer, req *http.Request, rt *route, host, ad
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", msg, nil, false)
 		return true
 	}
+	defer release()
 	protocol := map[string]string{config.KindAzureARM: "arm", config.KindAzureKeyVault: "keyvault", config.KindAzureFunctions: "functions"}[kind]
 	refusal := func(status int, code, msg string) bool {
 		text := req.Method + " " + req.RequestURI
@@ -610,27 +561,10 @@ func topLevelAPIVersion(body []byte) bool {
 	return false
 }
 
-// session returns the cached gateway session for the route's target of a
+// session returns the pooled gateway session for the route's target of a
 // weir token, or of the weir token id a managed-identity token was issued
-// for, authenticating a new one when needed.
-func (p *Proxy) session(ctx context.Context, token, tokenID string, rt *route, addr, userAgent string) (*gateway.Session, error) {
-	key := "id\x00" + tokenID + "\x00" + rt.target.Name
-	if tokenID == "" {
-		sum := sha256.Sum256([]byte(token))
-		key = string(sum[:]) + rt.target.Name
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cs, ok := p.sessions[key]; ok {
-		select {
-		case <-cs.s.Done():
-			delete(p.sessions, key)
-			go cs.s.End(cs.s.Reason())
-		default:
-			cs.last = time.Now()
-			return cs.s, nil
-		}
-	}
+// for, authenticating a new one when needed. It is in use until release.
+func (p *Proxy) session(ctx context.Context, token, tokenID string, rt *route, addr, userAgent string) (*gateway.Session, func(), error) {
 	protocol := map[string]string{config.KindAzureARM: "arm", config.KindAzureKeyVault: "keyvault", config.KindAzureFunctions: "functions"}[rt.target.Kind]
 	// What the client says it is is recorded as claimed context, never
 	// trusted by allow rules.
@@ -641,12 +575,7 @@ func (p *Proxy) session(ctx context.Context, token, tokenID string, rt *route, a
 		}
 		claimed = map[string]string{"user_agent": userAgent}
 	}
-	s, err := p.o.Gateway.Authenticate(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, TokenID: tokenID, Target: rt.target.Name, ClientAddr: addr, Claimed: claimed})
-	if err != nil {
-		return nil, err
-	}
-	p.sessions[key] = &cachedSession{s: s, last: time.Now()}
-	return s, nil
+	return p.pool.Acquire(ctx, gateway.AuthRequest{Protocol: protocol, Token: token, TokenID: tokenID, Target: rt.target.Name, ClientAddr: addr, Claimed: claimed})
 }
 
 // bodyBound binds an approval to the exact body (a PUT's content), not

@@ -16,8 +16,6 @@
 package blob
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -27,8 +25,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/weir-gw/weir/internal/command"
@@ -75,13 +71,8 @@ type Handler struct {
 	maxDec  int64
 	maxRat  int64
 	targets map[string]*upstream
-
-	mu       sync.Mutex
-	sessions map[string]*entry
-	authMu   sync.Mutex
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// pool holds one gateway session per token and target.
+	pool *gateway.SessionPool
 }
 
 // upstream is one target's real endpoint and credential.
@@ -93,12 +84,10 @@ type upstream struct {
 	copyFrom map[string]bool
 }
 
-// entry is a token's live session on one target.
+// entry is one request's view of its token's session on a target.
 type entry struct {
-	s        *gateway.Session
-	key      []byte // the derived account key of the token
-	last     atomic.Int64
-	inflight atomic.Int32
+	s   *gateway.Session
+	key []byte // the derived account key of the token (batch parts)
 }
 
 // New checks every azure-blob target's upstream credential and returns
@@ -109,7 +98,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("blob: gateway and a 32-byte secret are required")
 	}
 	h := &Handler{gw: opts.Gateway, secret: opts.Secret, log: opts.Log, idle: opts.IdleTimeout, now: opts.Now,
-		maxDec: opts.MaxDecoded, maxRat: opts.MaxRatio, targets: map[string]*upstream{}, sessions: map[string]*entry{}, stop: make(chan struct{})}
+		maxDec: opts.MaxDecoded, maxRat: opts.MaxRatio, targets: map[string]*upstream{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -170,69 +159,15 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.targets[t.Name] = up
 	}
-	h.wg.Add(1)
-	go h.reap()
+	h.pool = opts.Gateway.NewSessionPool(h.idle, h.now)
 	return h, nil
 }
 
 // Close ends every session and stops the idle reaper.
-func (h *Handler) Close() {
-	close(h.stop)
-	h.wg.Wait()
-	h.mu.Lock()
-	all := h.sessions
-	h.sessions = map[string]*entry{}
-	h.mu.Unlock()
-	for _, e := range all {
-		e.s.End("weir is shutting down")
-	}
-}
+func (h *Handler) Close() { h.pool.Close() }
 
 // Sessions is the number of live Blob sessions.
-func (h *Handler) Sessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
-
-func (h *Handler) reap() {
-	defer h.wg.Done()
-	t := time.NewTicker(min(h.idle/4, 15*time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-		}
-		h.sweep()
-	}
-}
-
-// sweep ends sessions that are idle or that the gateway ended.
-func (h *Handler) sweep() {
-	now := h.now().UnixNano()
-	var ends []*entry
-	var reasons []string
-	h.mu.Lock()
-	for k, e := range h.sessions {
-		select {
-		case <-e.s.Done():
-			ends, reasons = append(ends, e), append(reasons, e.s.Reason())
-			delete(h.sessions, k)
-			continue
-		default:
-		}
-		if e.inflight.Load() == 0 && now-e.last.Load() > int64(h.idle) {
-			ends, reasons = append(ends, e), append(reasons, "idle")
-			delete(h.sessions, k)
-		}
-	}
-	h.mu.Unlock()
-	for i, e := range ends {
-		e.s.End(reasons[i])
-	}
-}
+func (h *Handler) Sessions() int { return h.pool.Len() }
 
 // ServeHTTP handles one Blob REST request under Prefix.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -265,17 +200,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stripConnectionNominated(r.Header)
-	e, status, code, msg := h.authenticate(r, up, rawPath, rawQuery)
+	e, release, status, code, msg := h.authenticate(r, up, rawPath, rawQuery)
 	if e == nil {
 		// No session to audit it in: the operator finds it in the log.
 		h.log.Info("blob: refused request", "target", name, "client_addr", r.RemoteAddr, "method", r.Method, "code", code)
 		writeError(w, status, code, msg)
 		return
 	}
-	defer func() {
-		e.last.Store(h.now().UnixNano())
-		e.inflight.Add(-1)
-	}()
+	defer release()
 	h.serve(w, r, up, e, rest, q)
 }
 
@@ -308,18 +240,18 @@ func stripConnectionNominated(hd http.Header) {
 
 const maxClockSkew = 15 * time.Minute
 
-// authenticate finds (or opens) the token's session and checks the
-// request's signature. On failure it returns a nil entry and the error
-// to send.
-func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery string) (*entry, int, string, string) {
+// authenticate checks the request's signature and finds (or opens) the
+// token's session, in use until release is called. On failure it returns a
+// nil entry and the error to send.
+func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery string) (e *entry, release func(), status int, code, msg string) {
 	target := up.target.Name
 	howTo := " Use the connection string from `weir token issue --agent AGENT --format connection-string --target " + target + "`."
 	auth := r.Header.Values("Authorization")
 	if len(auth) != 1 {
 		if len(auth) == 0 {
-			return nil, http.StatusForbidden, CodeNoAuth, "weir does not allow anonymous Blob requests." + howTo
+			return nil, nil, http.StatusForbidden, CodeNoAuth, "weir does not allow anonymous Blob requests." + howTo
 		}
-		return nil, http.StatusBadRequest, "InvalidAuthenticationInfo", "the request has more than one Authorization header"
+		return nil, nil, http.StatusBadRequest, "InvalidAuthenticationInfo", "the request has more than one Authorization header"
 	}
 	scheme, cred, _ := strings.Cut(auth[0], " ")
 	var token, tokenID, account, sig string
@@ -328,16 +260,16 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		var ok bool
 		account, sig, ok = strings.Cut(cred, ":")
 		if !ok || !isTokenID(account) {
-			return nil, http.StatusForbidden, CodeAuth, "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
+			return nil, nil, http.StatusForbidden, CodeAuth, "this SharedKey is not from a weir connection string (weir refuses the keys of storage accounts: it signs upstream itself)." + howTo
 		}
 		tokenID = account
 	case "Bearer":
 		token = strings.TrimSpace(cred)
 		if strings.Count(token, ".") != 2 {
-			return nil, http.StatusForbidden, CodeAuth, "the bearer token was not issued by weir; weir refuses Entra tokens (it authenticates upstream itself). Send a weir token."
+			return nil, nil, http.StatusForbidden, CodeAuth, "the bearer token was not issued by weir; weir refuses Entra tokens (it authenticates upstream itself). Send a weir token."
 		}
 	default:
-		return nil, http.StatusForbidden, CodeAuth, fmt.Sprintf("weir accepts SharedKey (from its connection string) or a weir bearer token, not %s.", quote(scheme)) + howTo
+		return nil, nil, http.StatusForbidden, CodeAuth, fmt.Sprintf("weir accepts SharedKey (from its connection string) or a weir bearer token, not %s.", quote(scheme)) + howTo
 	}
 	if scheme == "SharedKey" {
 		// A signed request is only good for a short while, as at Azure.
@@ -347,78 +279,26 @@ func (h *Handler) authenticate(r *http.Request, up *upstream, rawPath, rawQuery 
 		}
 		t, err := http.ParseTime(d)
 		if err != nil || h.now().Sub(t).Abs() > maxClockSkew {
-			return nil, http.StatusForbidden, CodeAuth, "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
+			return nil, nil, http.StatusForbidden, CodeAuth, "x-ms-date is missing or more than 15 minutes from weir's clock; sign a fresh request"
 		}
 		// The signature proves the client holds the key derived for this
 		// token id, so it is checked before the token is looked up: the
 		// token itself never travels.
 		if !verifySharedKey(DeriveKey(h.secret, tokenID), sig, r.Method, r.Header, account, rawPath, rawQuery) {
 			h.log.Info("blob: SharedKey signature mismatch", "token_id", tokenID, "target", target, "client", r.RemoteAddr)
-			return nil, http.StatusForbidden, CodeAuth, "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
+			return nil, nil, http.StatusForbidden, CodeAuth, "the SharedKey signature does not match the key weir derived for this token; sign with the AccountKey of the same connection string." + howTo
 		}
 	}
-	e, err := h.session(r.Context(), token, tokenID, target, r.RemoteAddr)
+	sess, release, err := h.pool.Acquire(r.Context(), gateway.AuthRequest{Protocol: Protocol, Token: token, TokenID: tokenID, Target: target, ClientAddr: r.RemoteAddr})
 	if err != nil {
 		var ae *gateway.AuthError
 		if errors.As(err, &ae) {
-			return nil, http.StatusForbidden, CodeAuth, "weir refused the token: " + ae.Public
+			return nil, nil, http.StatusForbidden, CodeAuth, "weir refused the token: " + ae.Public
 		}
 		h.log.Error("blob: opening session", "err", err)
-		return nil, http.StatusServiceUnavailable, "ServerBusy", "weir could not check the token right now; try again later"
+		return nil, nil, http.StatusServiceUnavailable, "ServerBusy", "weir could not check the token right now; try again later"
 	}
-	return e, 0, "", ""
-}
-
-// session returns the token's live session on target, opening one
-// (through gateway.Authenticate, which verifies and audits) when there is
-// none. The token is either a bearer token or, for SharedKey, the id of the
-// token whose derived key signed the request. The entry is marked in flight.
-func (h *Handler) session(ctx context.Context, token, tokenID, target, addr string) (*entry, error) {
-	k := "id\x00" + tokenID + "\x00" + target
-	if tokenID == "" {
-		sum := sha256.Sum256([]byte(token))
-		k = string(sum[:]) + "\x00" + target
-	}
-	get := func() *entry {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		e := h.sessions[k]
-		if e == nil {
-			return nil
-		}
-		select {
-		case <-e.s.Done():
-			return nil // the gateway ended it (revoked, expired): verify again
-		default:
-		}
-		if !h.now().Before(e.s.Claims.Expiry()) {
-			return nil
-		}
-		e.inflight.Add(1)
-		return e
-	}
-	if e := get(); e != nil {
-		return e, nil
-	}
-	h.authMu.Lock()
-	defer h.authMu.Unlock()
-	if e := get(); e != nil {
-		return e, nil
-	}
-	s, err := h.gw.Authenticate(ctx, gateway.AuthRequest{Protocol: Protocol, Token: token, TokenID: tokenID, Target: target, ClientAddr: addr})
-	if err != nil {
-		return nil, err
-	}
-	e := &entry{s: s, key: DeriveKey(h.secret, s.Claims.ID)}
-	e.last.Store(h.now().UnixNano())
-	e.inflight.Add(1)
-	h.mu.Lock()
-	if old := h.sessions[k]; old != nil {
-		defer old.s.End(old.s.Reason())
-	}
-	h.sessions[k] = e
-	h.mu.Unlock()
-	return e, nil
+	return &entry{s: sess, key: DeriveKey(h.secret, sess.Claims.ID)}, release, 0, "", ""
 }
 
 // isTokenID reports whether s has the form of a weir token id ("tok_" and
